@@ -1,0 +1,22 @@
+// Registration of the `sfpo` subcommands. Each Add*Command adds a subcommand to `root` and
+// returns the body to run when it is the one selected.
+#ifndef SFPO_CLI_COMMANDS_H_
+#define SFPO_CLI_COMMANDS_H_
+
+#include <utility>
+#include <vector>
+
+#include "cli/flags.h"
+
+namespace sfpo {
+
+// (subcommand, body) pairs; main runs the body whose subcommand was parsed.
+using CommandTable = std::vector<std::pair<CLI::App*, CommandBody>>;
+
+void AddVersionCommand(CLI::App* root, CommandTable* table);
+void AddServiceCommands(CLI::App* root, CommandTable* table);  // learner, rollout, reward
+void AddLocalCommand(CLI::App* root, CommandTable* table);
+
+}  // namespace sfpo
+
+#endif  // SFPO_CLI_COMMANDS_H_

@@ -1,0 +1,59 @@
+#include "cli/flags.h"
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "absl/time/clock.h"
+
+namespace sfpo {
+namespace {
+std::atomic<bool> g_shutdown{false};
+extern "C" void OnShutdownSignal(int) { g_shutdown.store(true); }
+}  // namespace
+
+void AddConfigFlags(CLI::App* app, ConfigFlags* flags) {
+  app->add_option("--config", flags->config_file, "YAML run config (defaults when omitted)");
+  app->add_option("--set", flags->sets, "Override one config key: section.key=value (repeatable)")
+      ->take_all()
+      ->allow_extra_args(false);
+  app->add_flag("--check", flags->check,
+                "Validate the flags and the config, print the resolved config, and exit");
+}
+
+absl::StatusOr<Config> LoadConfigFromFlags(const ConfigFlags& flags, bool quiet) {
+  absl::StatusOr<Config> config = LoadConfig(flags.config_file, flags.sets);
+  if (config.ok() && !quiet) {
+    std::cerr << "# sfpo resolved config\n" << ConfigToYaml(*config) << std::flush;
+  }
+  return config;
+}
+
+int FailWith(const absl::Status& status) {
+  std::cerr << "sfpo: " << status.message() << std::endl;
+  return 1;
+}
+
+void InstallShutdownSignals() {
+  struct sigaction action {};
+  action.sa_handler = OnShutdownSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+bool ShutdownRequested() { return g_shutdown.load(); }
+
+bool WaitForShutdown(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!g_shutdown.load()) {
+    if (done && done()) return false;
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return true;
+}
+
+}  // namespace sfpo
