@@ -25,6 +25,13 @@ MATCHER(IsOk, "is OK") {
   return s.ok();
 }
 
+// EXPECT_THAT(DoIt(), StatusIs(absl::StatusCode::kNotFound));
+MATCHER_P(StatusIs, code, "") {
+  const absl::Status& s = ::sfpo::testing_internal::GetStatus(arg);
+  *result_listener << "status is " << s.ToString();
+  return s.code() == code;
+}
+
 // EXPECT_THAT(DoIt(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key")));
 MATCHER_P2(StatusIs, code, message_matcher, "") {
   const absl::Status& s = ::sfpo::testing_internal::GetStatus(arg);
