@@ -1,0 +1,80 @@
+#include "services/learner/step_log.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
+
+namespace sfpo {
+namespace {
+// JSON has no NaN: write null.
+nlohmann::json Num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+}  // namespace
+
+std::string StepRecordToJson(const StepRecord& r) {
+  nlohmann::json j;
+  j["step"] = r.step;
+  j["policy_version"] = r.policy_version;
+  j["rollouts_total"] = r.rollouts_total;
+  j["wallclock_s"] = Num(r.wallclock_s);
+  j["reward_mean"] = Num(r.reward_mean);
+  j["train_accuracy"] = Num(r.train_accuracy);
+  if (r.accuracy) j["accuracy"] = Num(*r.accuracy);
+  if (r.accuracy_greedy) j["accuracy_greedy"] = Num(*r.accuracy_greedy);
+  j["entropy"] = Num(r.entropy);
+  j["entropy_zscore"] = Num(r.entropy_zscore);
+  j["sfpo_active"] = r.sfpo_active;
+  j["clip_fraction"] = Num(r.clip_fraction);
+  j["approx_kl"] = Num(r.approx_kl);
+  j["grad_norm"] = Num(r.grad_norm);
+  j["logprob_mismatch"] = Num(r.logprob_mismatch);
+  j["param_delta_norm"] = Num(r.param_delta_norm);
+  j["fast_delta_norm"] = Num(r.fast_delta_norm);
+  j["lr"] = Num(r.lr);
+  j["zero_variance_groups"] = r.zero_variance_groups;
+  j["response_tokens_mean"] = Num(r.response_tokens_mean);
+  j["ranks"] = r.ranks;
+  nlohmann::json seconds = nlohmann::json::object();
+  for (const auto& [stage, s] : r.seconds) seconds[stage] = Num(s);
+  j["seconds"] = seconds;
+  j["samples"] = {{"leased", r.ledger.leased},     {"scored", r.ledger.scored},
+                  {"trained", r.ledger.trained},   {"stale", r.ledger.stale},
+                  {"expired", r.ledger.expired},   {"released", r.ledger.released},
+                  {"rejected", r.ledger.rejected}, {"in_flight", r.ledger.in_flight}};
+  return j.dump();
+}
+
+absl::StatusOr<std::unique_ptr<StepLog>> StepLog::Open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::string path = (std::filesystem::path(dir) / "steps.jsonl").string();
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  if (f == nullptr) return absl::UnavailableError(absl::StrCat("cannot open step log ", path));
+  return std::unique_ptr<StepLog>(new StepLog(f, path));
+}
+
+StepLog::~StepLog() { std::fclose(file_); }
+
+absl::Status StepLog::Append(const StepRecord& record) {
+  const std::string line = StepRecordToJson(record) + "\n";
+  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot write step log ", path_));
+  }
+  return absl::OkStatus();
+}
+
+std::string ProgressLine(const StepRecord& r, int64_t total_steps, double eta_s) {
+  std::string stages;
+  for (const auto& [stage, s] : r.seconds) absl::StrAppendFormat(&stages, " %s=%.2f", stage, s);
+  std::string acc = r.accuracy ? absl::StrFormat("%.3f", *r.accuracy) : std::string("  -  ");
+  return absl::StrFormat(
+      "step %d/%d v%d rollouts=%d reward=%.3f train_acc=%.3f eval_acc=%s %s H=%.3f |%s | "
+      "eta %dm%02ds",
+      r.step, total_steps, r.policy_version, r.rollouts_total, r.reward_mean, r.train_accuracy,
+      acc, r.sfpo_active ? "SFPO" : "GRPO", r.entropy, stages,
+      static_cast<int64_t>(eta_s) / 60, static_cast<int64_t>(eta_s) % 60);
+}
+
+}  // namespace sfpo
