@@ -33,7 +33,7 @@ LearnerLoop::LearnerLoop(LearnerLoopOptions options, std::unique_ptr<PolicyUpdat
       log_(std::move(log)) {}
 
 LearnerLoop::~LearnerLoop() {
-  RequestStop();
+  RequestStop(/*checkpoint=*/false);
   if (thread_.joinable()) thread_.join();
 }
 
@@ -116,9 +116,13 @@ absl::Status LearnerLoop::Start() {
   return absl::OkStatus();
 }
 
-void LearnerLoop::RequestStop() { stop_ = true; }
+void LearnerLoop::RequestStop(bool checkpoint) {
+  if (!checkpoint) checkpoint_on_stop_ = false;
+  stop_ = true;
+}
 
 absl::Status LearnerLoop::Wait() {
+  if (!thread_.joinable()) return status_;  // never started
   finished_.WaitForNotification();
   return status_;
 }
@@ -135,6 +139,7 @@ absl::Status LearnerLoop::Run() {
     absl::StatusOr<std::vector<AcceptedGroup>> batch;
     while (true) {
       if (stop_) {
+        if (!checkpoint_on_stop_) return absl::CancelledError("learner stopped before serving");
         SFPO_RETURN_IF_ERROR(Checkpoint(step));
         SFPO_LOG(INFO) << "learner: stopped at step " << step << " (checkpoint written)";
         return absl::OkStatus();

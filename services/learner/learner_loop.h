@@ -85,8 +85,9 @@ class LearnerLoop {
 
   // Restores (with resume), publishes the current version, starts the thread.
   absl::Status Start();
-  // Asks the loop to stop after the current stage, checkpointing (SIGTERM). Non-blocking.
-  void RequestStop();
+  // Asks the loop to stop after the current stage, checkpointing unless `checkpoint` is false
+  // (SIGTERM checkpoints; a failed start does not). Non-blocking.
+  void RequestStop(bool checkpoint = true);
   // Blocks until the loop ends; returns its status (OK after total_steps or a requested stop).
   absl::Status Wait();
   bool done() const { return done_.load(); }
@@ -108,6 +109,7 @@ class LearnerLoop {
   LearnerMetrics* metrics_;
   std::unique_ptr<StepLog> log_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> checkpoint_on_stop_{true};
   std::atomic<bool> done_{false};
   std::atomic<int64_t> step_{0};
   int64_t version_ = 0;
