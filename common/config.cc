@@ -105,7 +105,11 @@ bool Assign(const YAML::Node& node, T& field) {
       }
       return false;
     }
-    field = node.as<T>();
+    T value = node.as<T>();
+    if constexpr (std::is_same_v<T, double>) {
+      if (std::isnan(value)) return false;  // No setting is meaningful as NaN.
+    }
+    field = value;
     return true;
   } catch (const YAML::Exception&) {
     return false;

@@ -175,6 +175,9 @@ TEST(ConfigTest, WrongTypesAreRejectedNamingTheKey) {
                                         AllOf(HasSubstr("'" + c.key + "'"), HasSubstr("must be"))))
         << c.yaml;
   }
+  EXPECT_THAT(Parse("", {"learner.entropy_coef=.nan"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("'learner.entropy_coef'"), HasSubstr("a number"))));
   EXPECT_THAT(Parse("", {"data.batch_prompts=1.5"}),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("'data.batch_prompts'"), HasSubstr("an integer"))));
