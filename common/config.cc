@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -90,7 +91,25 @@ bool Assign(const YAML::Node& node, T& field) {
       const std::string& s = node.Scalar();
       if (s.find_first_of(".eE") != std::string::npos) return false;
     }
-    field = node.as<T>();
+    if constexpr (std::is_same_v<T, bool>) {
+      // YAML 1.2 booleans only: yaml-cpp would also take YAML 1.1's yes/no/on/off/y/n, which
+      // turn a typo or a country code ("no") into a silent false.
+      const std::string& s = node.Scalar();
+      if (s == "true" || s == "True" || s == "TRUE") {
+        field = true;
+        return true;
+      }
+      if (s == "false" || s == "False" || s == "FALSE") {
+        field = false;
+        return true;
+      }
+      return false;
+    }
+    T value = node.as<T>();
+    if constexpr (std::is_same_v<T, double>) {
+      if (std::isnan(value)) return false;  // No setting is meaningful as NaN.
+    }
+    field = value;
     return true;
   } catch (const YAML::Exception&) {
     return false;
@@ -160,15 +179,20 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
       return absl::InvalidArgumentError(
           absl::StrCat(source, ": the config must be a mapping of sections"));
     }
+    std::set<std::string> known_sections;
+    for (const auto& [k, _] : table) known_sections.insert(k.substr(0, k.find('.')));
     for (const auto& section : root) {
       const std::string name = section.first.as<std::string>();
       if (!section.second.IsMap()) {
         if (section.second.IsNull()) continue;
-        bool known = false;
-        for (const auto& [k, _] : table) known = known || k.rfind(name + ".", 0) == 0;
+        const bool known = known_sections.count(name) > 0;
         return absl::InvalidArgumentError(
             known ? absl::StrCat(source, ": config section '", name, "' must be a mapping")
                   : absl::StrCat(source, ": unknown config section '", name, "'"));
+      }
+      if (known_sections.count(name) == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": unknown config section '", name, "'"));
       }
       for (const auto& kv : section.second) {
         SFPO_RETURN_IF_ERROR(
@@ -287,10 +311,16 @@ std::string ConfigToYaml(const Config& config) {
     if constexpr (std::is_same_v<T, std::string>) {
       out << YAML::DoubleQuoted << field;
     } else if constexpr (std::is_same_v<T, double>) {
-      std::ostringstream s;
-      s.precision(17);
-      s << field;
-      out << s.str();
+      if (std::isinf(field)) {
+        out << (field > 0 ? ".inf" : "-.inf");  // The spellings yaml-cpp reads back.
+      } else if (std::isnan(field)) {
+        out << ".nan";
+      } else {
+        std::ostringstream s;
+        s.precision(17);
+        s << field;
+        out << s.str();
+      }
     } else {
       out << field;
     }

@@ -10,6 +10,11 @@
 namespace sfpo {
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOptions& options) {
+  // gRPC refuses to start a server with nothing to poll, and reports it only as a failed bind.
+  if (options.services.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gRPC server on ", options.listen, " has no services to serve"));
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;

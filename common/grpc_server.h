@@ -31,7 +31,8 @@ struct GrpcServerOptions {
 // A running server. Thread-safe.
 class GrpcServer {
  public:
-  // Binds and starts. UNAVAILABLE naming the address when it cannot be bound (in use, invalid).
+  // Binds and starts. UNAVAILABLE naming the address when it cannot be bound (in use, invalid);
+  // INVALID_ARGUMENT when `options.services` is empty.
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const GrpcServerOptions& options);
   ~GrpcServer();
 
