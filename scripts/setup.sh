@@ -10,7 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgmp-dev libre2-dev libxxhash-dev
   libopenblas0-openmp
-  python3-torch python3-grpcio prometheus
+  python3-torch python3-grpcio python3-yaml prometheus
 )
 
 missing=()

@@ -16,46 +16,47 @@ namespace {
 
 // The worker's Prometheus families.
 struct RolloutMetrics {
-  explicit RolloutMetrics(prometheus::Registry& r, const std::string& worker)
+  // No `worker` label: the scrape configuration sets it per target (deploy/prometheus).
+  explicit RolloutMetrics(prometheus::Registry& r)
       : tokens(prometheus::BuildCounter()
                    .Name("sfpo_rollout_tokens_total")
                    .Help("Response tokens generated")
                    .Register(r)
-                   .Add({{"worker", worker}})),
+                   .Add({})),
         sequences(prometheus::BuildCounter()
                       .Name("sfpo_rollout_sequences_total")
                       .Help("Completions generated")
                       .Register(r)
-                      .Add({{"worker", worker}})),
+                      .Add({})),
         generate_seconds(prometheus::BuildHistogram()
                              .Name("sfpo_rollout_generate_seconds")
                              .Help("Seconds per generation batch")
                              .Register(r)
-                             .Add({{"worker", worker}},
+                             .Add({},
                                   prometheus::Histogram::BucketBoundaries{
                                       0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60})),
         version(prometheus::BuildGauge()
                     .Name("sfpo_rollout_policy_version")
                     .Help("Policy version the worker generates with")
                     .Register(r)
-                    .Add({{"worker", worker}})),
+                    .Add({})),
         apply_seconds(prometheus::BuildHistogram()
                           .Name("sfpo_rollout_weight_apply_seconds")
                           .Help("Seconds to swap in a policy version")
                           .Register(r)
-                          .Add({{"worker", worker}},
+                          .Add({},
                                prometheus::Histogram::BucketBoundaries{0.0001, 0.001, 0.01, 0.1,
                                                                        1, 10})),
         weight_failures(prometheus::BuildCounter()
                             .Name("sfpo_rollout_weight_failures_total")
                             .Help("Policy versions refused (corrupt or malformed)")
                             .Register(r)
-                            .Add({{"worker", worker}})),
+                            .Add({})),
         in_flight(prometheus::BuildGauge()
                       .Name("sfpo_rollout_leases_in_flight")
                       .Help("Leases held and not yet submitted")
                       .Register(r)
-                      .Add({{"worker", worker}})) {}
+                      .Add({})) {}
   prometheus::Counter& tokens;
   prometheus::Counter& sequences;
   prometheus::Histogram& generate_seconds;
@@ -99,7 +100,7 @@ class RolloutServerImpl final : public RolloutServer {
     if (!o.make_generator) return absl::InvalidArgumentError("rollout: no model configured");
     auto impl = std::unique_ptr<RolloutServerImpl>(new RolloutServerImpl());
     SFPO_ASSIGN_OR_RETURN(std::unique_ptr<Generator> generator, o.make_generator());
-    if (o.registry) impl->metrics_ = std::make_unique<RolloutMetrics>(*o.registry, o.worker_id);
+    if (o.registry) impl->metrics_ = std::make_unique<RolloutMetrics>(*o.registry);
     RolloutMetrics* m = impl->metrics_.get();
     WorkerOptions wo;
     wo.worker_id = o.worker_id;
