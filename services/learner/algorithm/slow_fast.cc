@@ -1,0 +1,172 @@
+#include "services/learner/algorithm/slow_fast.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "services/learner/algorithm/torch_guard.h"
+
+namespace sfpo {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+constexpr int64_t kDistanceChunk = int64_t{1} << 20;  // elements per temporary in distances
+
+}  // namespace
+
+void SaveParameters(const std::vector<at::Tensor>& params, std::vector<at::Tensor>* theta0) {
+  torch::NoGradGuard no_grad;
+  if (theta0->size() != params.size()) {
+    theta0->clear();
+    for (const at::Tensor& p : params) {
+      theta0->push_back(torch::empty_like(p, at::MemoryFormat::Contiguous));
+    }
+  }
+  for (size_t i = 0; i < params.size(); ++i) (*theta0)[i].copy_(params[i]);
+}
+
+void Reposition(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& theta0,
+                double alpha) {
+  torch::NoGradGuard no_grad;
+  // lerp_(end, w) = self + w (end - self); with w = 1 - alpha this is theta_0 + alpha (theta -
+  // theta_0), computed elementwise in place: no temporaries, one saved copy.
+  for (size_t i = 0; i < params.size(); ++i) {
+    const_cast<at::Tensor&>(params[i]).lerp_(theta0[i], 1.0 - alpha);
+  }
+}
+
+double DistanceToSaved(const std::vector<at::Tensor>& params,
+                       const std::vector<at::Tensor>& theta0) {
+  torch::NoGradGuard no_grad;
+  double sum = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const at::Tensor a = params[i].detach().reshape({-1});
+    const at::Tensor b = theta0[i].reshape({-1});
+    for (int64_t start = 0; start < a.numel(); start += kDistanceChunk) {
+      const int64_t len = std::min(kDistanceChunk, a.numel() - start);
+      sum += (a.narrow(0, start, len) - b.narrow(0, start, len))
+                 .square()
+                 .sum(torch::kFloat64)
+                 .item<double>();
+    }
+  }
+  return std::sqrt(sum);
+}
+
+SlowFastUpdater::SlowFastUpdater(std::vector<at::Tensor> params) : params_(std::move(params)) {}
+
+void SlowFastUpdater::ReleaseSavedParameters() { theta0_.clear(); }
+
+int64_t SlowFastUpdater::saved_bytes() const {
+  int64_t bytes = 0;
+  for (const at::Tensor& t : theta0_) bytes += t.numel() * t.element_size();
+  return bytes;
+}
+
+std::vector<const void*> SlowFastUpdater::saved_data_pointers() const {
+  std::vector<const void*> out;
+  for (const at::Tensor& t : theta0_) out.push_back(t.data_ptr());
+  return out;
+}
+
+absl::StatusOr<SlowFastStepStats> SlowFastUpdater::Step(const PolicyFn& policy,
+                                                        torch::optim::Optimizer* optimizer,
+                                                        RolloutBatch* batch,
+                                                        const UpdateOptions& update,
+                                                        const SlowFastOptions& options,
+                                                        const GroupOrderFn& group_order) {
+  if (options.inner_steps < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sfpo.inner_steps must be >= 0, got ", options.inner_steps));
+  }
+  if (!(options.alpha >= 0.0 && options.alpha <= 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sfpo.alpha must be in [0, 1], got ", options.alpha));
+  }
+  SlowFastStepStats stats;
+  stats.inner_steps = options.inner_steps;
+  stats.alpha = options.alpha;
+
+  // 1. old_logp at theta_0, once, before any update.
+  Clock::time_point t = Clock::now();
+  if (options.behavior_as_old_logp) {
+    if (!batch->behavior_logp.defined()) {
+      return absl::InvalidArgumentError("behavior_as_old_logp needs batch.behavior_logp");
+    }
+    batch->old_logp = batch->behavior_logp;
+  } else {
+    SFPO_ASSIGN_OR_RETURN(batch->old_logp,
+                          ComputeSequenceLogp(policy, *batch, update.micro_batch_tokens));
+    if (batch->behavior_logp.defined()) {
+      SFPO_RETURN_IF_ERROR(GuardTorch("behavior logp", [&]() -> absl::Status {
+        torch::NoGradGuard no_grad;
+        const at::Tensor mask = batch->response_mask.ne(0).to(torch::kFloat64);
+        const at::Tensor diff =
+            (batch->old_logp.to(torch::kFloat64) - batch->behavior_logp.to(torch::kFloat64))
+                .abs() *
+            mask;
+        stats.behavior_logp_abs_diff =
+            diff.sum().item<double>() / std::max(1.0, mask.sum().item<double>());
+        return absl::OkStatus();
+      }));
+    }
+  }
+  stats.old_logprob_seconds = SecondsSince(t);
+
+  auto order = [&]() {
+    return group_order ? group_order(batch->num_groups()) : std::vector<int64_t>();
+  };
+
+  // 2. Fast trajectory: K passes from theta_0.
+  t = Clock::now();
+  if (options.inner_steps > 0) {
+    SFPO_RETURN_IF_ERROR(GuardTorch("save theta_0", [&]() -> absl::Status {
+      SaveParameters(params_, &theta0_);
+      return absl::OkStatus();
+    }));
+    for (int64_t k = 0; k < options.inner_steps; ++k) {
+      SFPO_ASSIGN_OR_RETURN(PassStats pass,
+                            RunUpdatePass(policy, params_, optimizer, *batch, order(), update));
+      stats.passes.push_back(pass);
+    }
+  }
+  stats.fast_seconds = SecondsSince(t);
+
+  // 3. Reposition theta <- theta_0 + alpha (theta_K - theta_0).
+  t = Clock::now();
+  stats.theta_next_distance = std::numeric_limits<double>::quiet_NaN();
+  if (options.inner_steps > 0) {
+    SFPO_RETURN_IF_ERROR(GuardTorch("reposition", [&]() -> absl::Status {
+      stats.theta_k_distance = DistanceToSaved(params_, theta0_);
+      Reposition(params_, theta0_, options.alpha);
+      return absl::OkStatus();
+    }));
+  }
+  stats.reposition_seconds = SecondsSince(t);
+
+  // 4. Slow correction (the only pass of a GRPO step).
+  t = Clock::now();
+  SFPO_ASSIGN_OR_RETURN(PassStats slow,
+                        RunUpdatePass(policy, params_, optimizer, *batch, order(), update));
+  stats.passes.push_back(slow);
+  if (options.inner_steps > 0) {
+    SFPO_RETURN_IF_ERROR(GuardTorch("distance", [&]() -> absl::Status {
+      stats.theta_next_distance = DistanceToSaved(params_, theta0_);
+      return absl::OkStatus();
+    }));
+  }
+  stats.slow_seconds = SecondsSince(t);
+  return stats;
+}
+
+}  // namespace sfpo

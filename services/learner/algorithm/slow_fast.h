@@ -1,0 +1,82 @@
+// One outer step of SFPO (Slow-Fast Policy Optimization), with GRPO as the case K = 0:
+//   old_logp <- logp at theta_0, once, without gradients;
+//   theta_0 saved (one copy of the trainable parameters, allocated once and reused);
+//   K fast update passes with old_logp fixed;
+//   reposition in place: theta <- theta_0 + alpha (theta - theta_0)   (p.lerp_(theta_0, 1-alpha));
+//   one slow update pass.
+// Optimizer moments carry on through all passes and are not touched by the reposition; buffers
+// are never touched. Not thread-safe; the caller owns the policy and the optimizer.
+#ifndef SFPO_SERVICES_LEARNER_ALGORITHM_SLOW_FAST_H_
+#define SFPO_SERVICES_LEARNER_ALGORITHM_SLOW_FAST_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "services/learner/algorithm/batch.h"
+#include "services/learner/algorithm/update_pass.h"
+
+namespace sfpo {
+
+struct SlowFastStepStats {
+  int64_t inner_steps = 0;         // K used for this step (0: a GRPO step)
+  double alpha = 1.0;
+  std::vector<PassStats> passes;   // K fast passes, then the slow one (the last)
+  double theta_k_distance = 0;     // ||theta_K - theta_0|| (0 when K = 0)
+  double theta_next_distance = 0;  // ||theta_next - theta_0|| (NaN when K = 0: no copy kept)
+  double behavior_logp_abs_diff = 0;  // token mean |old_logp - behavior_logp| (0 without)
+  double old_logprob_seconds = 0, fast_seconds = 0, reposition_seconds = 0, slow_seconds = 0;
+};
+
+struct SlowFastOptions {
+  int64_t inner_steps = 3;  // K; 0 runs exactly one plain update pass (GRPO)
+  double alpha = 0.8;       // reposition factor in [0, 1]
+  // Use the workers' behavior_logp as old_logp instead of recomputing it (bounded staleness).
+  bool behavior_as_old_logp = false;
+};
+
+// Supplies the group order of each pass (e.g. a shuffle); nullptr: natural order.
+using GroupOrderFn = std::function<std::vector<int64_t>(int64_t num_groups)>;
+
+class SlowFastUpdater {
+ public:
+  // `params`: the trainable parameters, in a fixed order, shared with the optimizer.
+  explicit SlowFastUpdater(std::vector<at::Tensor> params);
+
+  // Runs one outer step on `batch` (prepared, with advantages; old_logp is computed here, once,
+  // and stored in the batch). INVALID_ARGUMENT for bad options or batch, INTERNAL for Torch
+  // errors.
+  absl::StatusOr<SlowFastStepStats> Step(const PolicyFn& policy,
+                                         torch::optim::Optimizer* optimizer,
+                                         RolloutBatch* batch, const UpdateOptions& update,
+                                         const SlowFastOptions& options,
+                                         const GroupOrderFn& group_order = nullptr);
+
+  // Frees theta_0 (e.g. once the gate has switched to GRPO for good).
+  void ReleaseSavedParameters();
+  // Bytes held by the saved copy theta_0 (0 before the first SFPO step or after release).
+  int64_t saved_bytes() const;
+  // Storage addresses of the saved copy, to check that it is allocated once.
+  std::vector<const void*> saved_data_pointers() const;
+
+ private:
+  std::vector<at::Tensor> params_;
+  std::vector<at::Tensor> theta0_;  // one per parameter, same shape/dtype/device
+};
+
+// theta_0[i] <- params[i] (allocating theta_0 when empty or released).
+void SaveParameters(const std::vector<at::Tensor>& params, std::vector<at::Tensor>* theta0);
+// params[i] <- theta_0[i] + alpha (params[i] - theta_0[i]), in place, no temporaries.
+void Reposition(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& theta0,
+                double alpha);
+// ||params - theta_0|| over all parameters, computed in bounded-size chunks (no full-size
+// temporary); in double.
+double DistanceToSaved(const std::vector<at::Tensor>& params,
+                       const std::vector<at::Tensor>& theta0);
+
+}  // namespace sfpo
+
+#endif  // SFPO_SERVICES_LEARNER_ALGORITHM_SLOW_FAST_H_
