@@ -100,23 +100,26 @@ absl::string_view PhraseAnswer(absl::string_view rest) {
   return rest;
 }
 
-// A short completion with at most one plain word reads like a bare answer ("42", "x = 3",
-// "\frac{1}{2}", "Monday"), not like prose.
+// A short completion reads like a bare answer ("42", "x = 3", "\frac{1}{2}", "5 cm",
+// "Monday"), not like prose ("no idea", "I think so"): at most one word of three or more
+// letters (LaTeX commands aside), and when there is one, no other multi-letter run.
 bool LooksBare(absl::string_view text, int max_bytes) {
   if (text.empty() || static_cast<int>(text.size()) > max_bytes) return false;
   int words = 0;
+  int short_runs = 0;
   for (size_t i = 0; i < text.size();) {
     if (absl::ascii_isalpha(static_cast<unsigned char>(text[i]))) {
       size_t j = i;
       while (j < text.size() && absl::ascii_isalpha(static_cast<unsigned char>(text[j]))) ++j;
       bool command = i > 0 && text[i - 1] == '\\';
       if (!command && j - i >= 3) ++words;
+      if (!command && j - i == 2) ++short_runs;
       i = j;
     } else {
       ++i;
     }
   }
-  return words <= 1;
+  return words == 0 || (words == 1 && short_runs == 0);
 }
 
 }  // namespace
