@@ -45,9 +45,13 @@ struct Boxed {
 absl::StatusOr<std::vector<Boxed>> FindBoxed(absl::string_view text, Budget* budget) {
   std::vector<Boxed> found;
   size_t pos = 0;
+  // Next occurrence of each name at or after `pos`; each is searched again only once passed,
+  // so the scan stays linear.
+  size_t b = text.find("\\boxed");
+  size_t f = text.find("\\fbox");
   while (pos < text.size()) {
-    size_t b = text.find("\\boxed", pos);
-    size_t f = text.find("\\fbox", pos);
+    if (b != absl::string_view::npos && b < pos) b = text.find("\\boxed", pos);
+    if (f != absl::string_view::npos && f < pos) f = text.find("\\fbox", pos);
     size_t at = std::min(b, f);
     if (at == absl::string_view::npos) break;
     size_t name_len = at == b ? 6 : 5;
