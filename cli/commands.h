@@ -17,6 +17,7 @@ void AddVersionCommand(CLI::App* root, CommandTable* table);
 void AddServiceCommands(CLI::App* root, CommandTable* table);  // learner, rollout, reward
 void AddLocalCommand(CLI::App* root, CommandTable* table);
 void AddPlotCommand(CLI::App* root, CommandTable* table);
+void AddRewardCheckCommand(CLI::App* root, CommandTable* table);  // after AddServiceCommands
 
 }  // namespace sfpo
 

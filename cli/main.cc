@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   sfpo::AddServiceCommands(&app, &table);
   sfpo::AddLocalCommand(&app, &table);
   sfpo::AddPlotCommand(&app, &table);
+  sfpo::AddRewardCheckCommand(&app, &table);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
