@@ -9,6 +9,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
+#include "cli/factory.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status.h"
@@ -85,9 +86,8 @@ absl::Status StartAll(const Config& config, LocalSystem* sys) {
   std::string reward_target = "ipv4:";
   for (int64_t i = 0; i < config.reward.replicas; ++i) {
     Endpoint e{"reward", "", ""};
-    RewardServerOptions options;
+    RewardServerOptions options = BuildRewardOptions(config);
     SFPO_ASSIGN_OR_RETURN(options.registry, NewMetrics(sys, &e.metrics));
-    options.default_item_deadline = absl::Milliseconds(config.reward.item_deadline_ms);
     SFPO_ASSIGN_OR_RETURN(auto server, StartRewardServer(options));
     e.grpc = absl::StrCat("127.0.0.1:", server->port());
     absl::StrAppend(&reward_target, i ? "," : "", e.grpc);
@@ -96,7 +96,7 @@ absl::Status StartAll(const Config& config, LocalSystem* sys) {
   }
   {
     Endpoint e{"learner", "", ""};
-    LearnerServerOptions options;
+    SFPO_ASSIGN_OR_RETURN(LearnerServerOptions options, BuildLearnerOptions(config));
     SFPO_ASSIGN_OR_RETURN(options.registry, NewMetrics(sys, &e.metrics));
     SFPO_ASSIGN_OR_RETURN(sys->learner, StartLearnerServer(options));
     e.grpc = absl::StrCat("127.0.0.1:", sys->learner->port());
@@ -104,7 +104,7 @@ absl::Status StartAll(const Config& config, LocalSystem* sys) {
   }
   for (int64_t i = 0; i < config.rollout.workers; ++i) {
     Endpoint e{"rollout", "", ""};
-    RolloutServerOptions options;
+    SFPO_ASSIGN_OR_RETURN(RolloutServerOptions options, BuildRolloutOptions(config));
     SFPO_ASSIGN_OR_RETURN(options.registry, NewMetrics(sys, &e.metrics));
     options.learner_address = sys->endpoints.back().grpc;
     options.reward_address = reward_target;
@@ -121,6 +121,7 @@ int RunLocal(const LocalFlags& flags) {
   auto config = LoadConfigFromFlags(flags.config);
   if (!config.ok()) return FailWith(config.status());
   if (flags.config.check) return 0;
+  ConfigureThreads(*config);
   InstallShutdownSignals();
   LocalSystem sys;
   absl::Status started = StartAll(*config, &sys);
@@ -134,11 +135,23 @@ int RunLocal(const LocalFlags& flags) {
   for (const Endpoint& e : sys.endpoints) {
     SFPO_LOG(INFO) << e.role << " grpc=" << e.grpc << " metrics=" << e.metrics;
   }
-  WaitForShutdown(nullptr, flags.run_for_s > 0 ? absl::Seconds(flags.run_for_s)
-                                                : absl::InfiniteDuration());
+  LearnerServer* learner = sys.learner.get();
+  WaitForShutdown([learner] { return learner->done(); },
+                  flags.run_for_s > 0 ? absl::Seconds(flags.run_for_s)
+                                      : absl::InfiniteDuration());
   SFPO_LOG(INFO) << "local: shutting down";
+  // Let workers hear "done" (or drain) before the learner goes away.
+  for (auto& w : sys.workers) w->Drain();
+  for (int i = 0; i < 100; ++i) {
+    bool all = true;
+    for (auto& w : sys.workers) all = all && w->stopped();
+    if (all) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
   sys.Shutdown();
-  return 0;
+  absl::Status end = learner->WaitDone();
+  if (absl::IsCancelled(end)) end = absl::OkStatus();
+  return end.ok() ? 0 : FailWith(end);
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 // `sfpo learner`, `sfpo rollout`, `sfpo reward`: one service per process (for containers).
+#include <unistd.h>
+
 #include <iostream>
 #include <memory>
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
+#include "cli/factory.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "prometheus/registry.h"
@@ -23,6 +26,31 @@ struct ServiceFlags {
   std::string worker_id;
 };
 
+std::string HostName() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == 0) return "worker";
+  return name;
+}
+
+// How each role ends on its own: the learner after total_steps, a worker when drained or told
+// the run is done; the verifier only on a signal.
+bool Finished(LearnerServer* s) { return s->done(); }
+bool Finished(RolloutServer* s) { return s->stopped(); }
+bool Finished(RewardServer*) { return false; }
+// The learner keeps answering for a moment after the last step so workers hear "done".
+void Drain(LearnerServer* s) {
+  if (s->done()) absl::SleepFor(absl::Seconds(1));
+}
+void Drain(RewardServer*) {}
+// SIGTERM drains a worker: it finishes or releases its leases (bounded by the lease deadline).
+void Drain(RolloutServer* s) {
+  s->Drain();
+  for (int i = 0; i < 600 && !s->stopped(); ++i) absl::SleepFor(absl::Milliseconds(100));
+}
+absl::Status EndStatus(LearnerServer* s) { return s->WaitDone(); }
+absl::Status EndStatus(RolloutServer* s) { return s->status(); }
+absl::Status EndStatus(RewardServer*) { return absl::OkStatus(); }
+
 // Starts metrics, then the server from `start`, and serves until a signal (or `done`).
 template <typename Server, typename StartFn>
 int Serve(const std::string& role, const ServiceFlags& flags, StartFn start) {
@@ -34,11 +62,14 @@ int Serve(const std::string& role, const ServiceFlags& flags, StartFn start) {
   if (!server.ok()) return FailWith(server.status());
   SFPO_LOG(INFO) << role << " serving gRPC on port " << (*server)->port() << ", metrics at "
                  << (*exposer)->url();
-  WaitForShutdown(nullptr, absl::InfiniteDuration());
+  Server* s = server->get();
+  WaitForShutdown([s] { return Finished(s); }, absl::InfiniteDuration());
   SFPO_LOG(INFO) << role << " shutting down";
+  Drain(s);
   (*server)->Shutdown(absl::Seconds(5));
   (*server)->Wait();
-  return 0;
+  absl::Status end = EndStatus(s);
+  return end.ok() ? 0 : FailWith(end);
 }
 
 }  // namespace
@@ -53,12 +84,14 @@ void AddServiceCommands(CLI::App* root, CommandTable* table) {
   table->emplace_back(learner, [lf]() -> int {
     auto config = LoadConfigFromFlags(lf->config);
     if (!config.ok()) return FailWith(config.status());
+    auto options = BuildLearnerOptions(*config);
+    if (!options.ok()) return FailWith(options.status());
     if (lf->config.check) return 0;
+    ConfigureThreads(*config);
     return Serve<LearnerServer>("learner", *lf, [&](auto registry) {
-      LearnerServerOptions options;
-      options.listen = lf->listen;
-      options.registry = registry;
-      return StartLearnerServer(options);
+      options->listen = lf->listen;
+      options->registry = registry;
+      return StartLearnerServer(*options);
     });
   });
 
@@ -79,15 +112,17 @@ void AddServiceCommands(CLI::App* root, CommandTable* table) {
   table->emplace_back(rollout, [rf]() -> int {
     auto config = LoadConfigFromFlags(rf->config);
     if (!config.ok()) return FailWith(config.status());
+    auto options = BuildRolloutOptions(*config);
+    if (!options.ok()) return FailWith(options.status());
     if (rf->config.check) return 0;
+    ConfigureThreads(*config);
     return Serve<RolloutServer>("rollout", *rf, [&](auto registry) {
-      RolloutServerOptions options;
-      options.listen = rf->listen;
-      options.registry = registry;
-      options.learner_address = rf->learner;
-      options.reward_address = rf->reward;
-      if (!rf->worker_id.empty()) options.worker_id = rf->worker_id;
-      return StartRolloutServer(options);
+      options->listen = rf->listen;
+      options->registry = registry;
+      options->learner_address = rf->learner;
+      options->reward_address = rf->reward;
+      options->worker_id = rf->worker_id.empty() ? HostName() : rf->worker_id;
+      return StartRolloutServer(*options);
     });
   });
 
@@ -104,10 +139,9 @@ void AddServiceCommands(CLI::App* root, CommandTable* table) {
     if (!config.ok()) return FailWith(config.status());
     if (vf->config.check) return 0;
     return Serve<RewardServer>("reward", *vf, [&](auto registry) {
-      RewardServerOptions options;
+      RewardServerOptions options = BuildRewardOptions(*config);
       options.listen = vf->listen;
       options.registry = registry;
-      options.default_item_deadline = absl::Milliseconds(config->reward.item_deadline_ms);
       return StartRewardServer(options);
     });
   });

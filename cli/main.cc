@@ -1,8 +1,25 @@
 // The one `sfpo` binary: every role and tool is a subcommand.
+#include <grpc/support/log.h>
+
+#include <cstdlib>
+#include <cstring>
+
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
 
+namespace {
+// gRPC's own log lines (e.g. a failed bind) would precede our one-line error; show them only
+// with SFPO_LOG_LEVEL=debug.
+void GrpcLog(gpr_log_func_args* args) {
+  const char* level = std::getenv("SFPO_LOG_LEVEL");
+  if (level != nullptr && std::strcmp(level, "debug") == 0) {
+    std::fprintf(stderr, "grpc %s:%d] %s\n", args->file, args->line, args->message);
+  }
+}
+}  // namespace
+
 int main(int argc, char** argv) {
+  gpr_set_log_function(GrpcLog);
   CLI::App app{"sfpo: distributed SFPO/GRPO post-training (learner, rollout workers, verifiers)",
                "sfpo"};
   app.require_subcommand(1);

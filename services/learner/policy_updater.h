@@ -1,5 +1,6 @@
-// The learner's model side: a Qwen2 policy trained with GRPO/SFPO (services/learner/algorithm)
-// and AdamW, packed into wire versions. Implements PolicyUpdater for the torch-free loop.
+// The learner's model side: a Qwen2 policy trained by the Trainer (GRPO/SFPO, AdamW, entropy
+// gate, checkpoints), packed into wire versions. Implements PolicyUpdater for the torch-free
+// loop; turns scored groups into padded tensors.
 #ifndef SFPO_SERVICES_LEARNER_POLICY_UPDATER_H_
 #define SFPO_SERVICES_LEARNER_POLICY_UPDATER_H_
 
@@ -15,11 +16,11 @@
 namespace sfpo {
 
 struct PolicyUpdaterOptions {
-  Config config;  // model, learner, sfpo and run sections are read
+  Config config;  // model, learner, sfpo, rollout.temperature and run sections are read
   WireDType wire_dtype = WireDType::kF32;
   uint32_t chunk_bytes = 1 << 20;
   int32_t pad_id = 0;
-  // Held-out evaluation; null disables it (Evaluate returns UNIMPLEMENTED).
+  // Held-out evaluation of a packed version; null disables it (Evaluate is UNIMPLEMENTED).
   std::function<absl::StatusOr<EvalReport>(const PackedWeights&)> evaluate;
 };
 
