@@ -16,6 +16,7 @@ using CommandTable = std::vector<std::pair<CLI::App*, CommandBody>>;
 void AddVersionCommand(CLI::App* root, CommandTable* table);
 void AddServiceCommands(CLI::App* root, CommandTable* table);  // learner, rollout, reward
 void AddLocalCommand(CLI::App* root, CommandTable* table);
+void AddBenchGenerateCommand(CLI::App* root, CommandTable* table);  // bench generate
 
 }  // namespace sfpo
 

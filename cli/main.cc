@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   sfpo::AddVersionCommand(&app, &table);
   sfpo::AddServiceCommands(&app, &table);
   sfpo::AddLocalCommand(&app, &table);
+  sfpo::AddBenchGenerateCommand(&app, &table);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
