@@ -18,6 +18,7 @@ void AddServiceCommands(CLI::App* root, CommandTable* table);  // learner, rollo
 void AddLocalCommand(CLI::App* root, CommandTable* table);
 void AddPlotCommand(CLI::App* root, CommandTable* table);
 void AddRewardCheckCommand(CLI::App* root, CommandTable* table);  // after AddServiceCommands
+void AddBenchGenerateCommand(CLI::App* root, CommandTable* table);  // bench generate
 
 }  // namespace sfpo
 

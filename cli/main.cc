@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   sfpo::AddLocalCommand(&app, &table);
   sfpo::AddPlotCommand(&app, &table);
   sfpo::AddRewardCheckCommand(&app, &table);
+  sfpo::AddBenchGenerateCommand(&app, &table);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

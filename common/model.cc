@@ -30,7 +30,8 @@ torch::Tensor Param(torch::nn::Module& owner, const std::string& name, at::IntAr
 
 // x: [..., D]; weight: [D].
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
-  torch::Tensor variance = x.pow(2).mean(-1, /*keepdim=*/true);
+  // square(), not pow(2): LibTorch 1.13's pow with an integer exponent takes a slow scalar path.
+  torch::Tensor variance = x.square().mean(-1, /*keepdim=*/true);
   return x * torch::rsqrt(variance + eps) * weight;
 }
 

@@ -38,6 +38,7 @@ absl::StatusOr<std::unique_ptr<GenerationEngine>> GenerationEngine::Create(
   if (options.max_batch_size < 1) {
     return absl::InvalidArgumentError("engine: max_batch_size must be >= 1");
   }
+  KeepFreedTensorMemory();
   return std::unique_ptr<GenerationEngine>(new GenerationEngine(std::move(policy), options));
 }
 

@@ -120,8 +120,9 @@ void ExpectForwardMatchesPython(bool tied) {
   ids_json << "]";
   WriteFile(dir + "/input_ids.json", ids_json.str());
 
+  // ctest's environment when it carries the variable, else the source tree this was built from.
   const char* source = std::getenv("SFPO_SOURCE_DIR");
-  ASSERT_NE(source, nullptr) << "SFPO_SOURCE_DIR is set by ctest";
+  if (source == nullptr) source = SFPO_TEST_SOURCE_DIR;
   const std::string command = absl::StrCat("/usr/bin/python3 ", source,
                                            "/tests/common/qwen2_reference.py ", dir);
   const int rc = std::system(command.c_str());
