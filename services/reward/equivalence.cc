@@ -476,7 +476,8 @@ class Comparer {
       ++valid;
     }
     if (valid >= (names.empty() ? 1 : 2)) return true;
-    return a.mask == 0 && b.mask == 0 && SameTree(*a.ast, a.node, *b.ast, b.node);
+    // Same tree with the same sign choices is the same value.
+    return a.mask == b.mask && SameTree(*a.ast, a.node, *b.ast, b.node);
   }
 
   absl::StatusOr<bool> CompareScalars(const Side& a, const Side& b) {

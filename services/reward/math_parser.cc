@@ -197,8 +197,7 @@ class Parser {
   }
 
   absl::StatusOr<int> ParseRelation() {
-    DepthGuard guard(&depth_);
-    SFPO_RETURN_IF_ERROR(Enter());
+    SFPO_RETURN_IF_ERROR(budget_->Tick());
     SFPO_ASSIGN_OR_RETURN(int lhs, ParseUnion());
     if (!IsRelOp(Cur().kind)) return lhs;
     std::vector<int> kids = {lhs};
@@ -236,9 +235,9 @@ class Parser {
   }
 
   absl::StatusOr<int> ParseExpr() {
-    DepthGuard guard(&depth_);
-    SFPO_RETURN_IF_ERROR(Enter());
-    SFPO_ASSIGN_OR_RETURN(int acc, ParseTerm());
+    SFPO_RETURN_IF_ERROR(budget_->Tick());
+    SFPO_ASSIGN_OR_RETURN(int first, ParseTerm());
+    std::vector<int> terms = {first};
     while (true) {
       Tok k = Cur().kind;
       if (k != Tok::kPlus && k != Tok::kMinus && k != Tok::kPm && k != Tok::kMp) break;
@@ -246,14 +245,15 @@ class Parser {
       SFPO_RETURN_IF_ERROR(budget_->Tick());
       SFPO_ASSIGN_OR_RETURN(int rhs, ParseTerm());
       if (k == Tok::kPlus) {
-        acc = Make(NodeKind::kAdd, {acc, rhs});
+        terms.push_back(rhs);
       } else if (k == Tok::kMinus) {
-        acc = Make(NodeKind::kAdd, {acc, Make(NodeKind::kNeg, {rhs})});
+        terms.push_back(Make(NodeKind::kNeg, {rhs}));
       } else {
-        acc = Make(NodeKind::kPm, {acc, rhs});  // a -+ b is the same set as a +- b
+        // a -+ b is the same set as a +- b.
+        terms = {Make(NodeKind::kPm, {Balanced(NodeKind::kAdd, terms), rhs})};
       }
     }
-    return acc;
+    return Balanced(NodeKind::kAdd, terms);
   }
 
   bool StartsImplicitFactor(Tok t) const {
@@ -279,8 +279,7 @@ class Parser {
   }
 
   absl::StatusOr<int> ParseTerm() {
-    DepthGuard guard(&depth_);
-    SFPO_RETURN_IF_ERROR(Enter());
+    SFPO_RETURN_IF_ERROR(budget_->Tick());
     bool leading_integer = IsIntegerLiteral(Cur()) ||
                            (Cur().kind == Tok::kMinus && IsIntegerLiteral(Ahead(1)));
     SFPO_ASSIGN_OR_RETURN(int acc, ParseUnary());
@@ -303,30 +302,44 @@ class Parser {
       acc = Make(NodeKind::kAdd, {whole, frac});
       if (negative) acc = Make(NodeKind::kNeg, {acc});
     }
+    std::vector<int> factors = {acc};
     while (true) {
       SFPO_RETURN_IF_ERROR(budget_->Tick());
       Tok k = Cur().kind;
-      if (k == Tok::kStar || k == Tok::kSlash) {
+      if (k == Tok::kStar) {
         Advance();
         SFPO_ASSIGN_OR_RETURN(int rhs, ParseUnary());
-        acc = Make(k == Tok::kStar ? NodeKind::kMul : NodeKind::kDiv, {acc, rhs});
+        factors.push_back(rhs);
+      } else if (k == Tok::kSlash) {
+        Advance();
+        SFPO_ASSIGN_OR_RETURN(int rhs, ParseUnary());
+        factors = {Make(NodeKind::kDiv, {Balanced(NodeKind::kMul, factors), rhs})};
       } else if (StartsImplicitFactor(k) && !AtUnion()) {
-        if (k == Tok::kNumber && ast_.nodes[acc].kind == NodeKind::kNum) {
+        if (k == Tok::kNumber && ast_.nodes[factors.back()].kind == NodeKind::kNum) {
           return absl::InvalidArgumentError("two numbers side by side");
         }
         SFPO_ASSIGN_OR_RETURN(int rhs, ParsePower());
-        acc = Make(NodeKind::kMul, {acc, rhs});
+        factors.push_back(rhs);
       } else {
         break;
       }
     }
-    return acc;
+    return Balanced(NodeKind::kMul, factors);
   }
 
   absl::StatusOr<int> ParseUnary() {
-    DepthGuard guard(&depth_);
-    SFPO_RETURN_IF_ERROR(Enter());
     Tok k = Cur().kind;
+    // Nesting is counted per bracket level (ParsePrimary) and per prefix sign, so the limit
+    // means the same thing for "((1))" and "--1".
+    if (k == Tok::kMinus || k == Tok::kPlus || k == Tok::kPm || k == Tok::kMp) {
+      DepthGuard guard(&depth_);
+      SFPO_RETURN_IF_ERROR(Enter());
+      return ParseSigned(k);
+    }
+    return ParsePower();
+  }
+
+  absl::StatusOr<int> ParseSigned(Tok k) {
     if (k == Tok::kMinus) {
       Advance();
       SFPO_ASSIGN_OR_RETURN(int x, ParseUnary());
@@ -342,6 +355,19 @@ class Parser {
       return Make(NodeKind::kPm, {x});
     }
     return ParsePower();
+  }
+
+  // A balanced tree over `items` with binary `kind` nodes, so that long sums and products stay
+  // shallow for the evaluator.
+  int Balanced(NodeKind kind, const std::vector<int>& items, size_t lo, size_t hi) {
+    if (hi - lo == 1) return items[lo];
+    size_t mid = lo + (hi - lo) / 2;
+    int left = Balanced(kind, items, lo, mid);
+    int right = Balanced(kind, items, mid, hi);
+    return Make(kind, {left, right});
+  }
+  int Balanced(NodeKind kind, const std::vector<int>& items) {
+    return Balanced(kind, items, 0, items.size());
   }
 
   absl::StatusOr<int> ParsePower() {
@@ -363,8 +389,7 @@ class Parser {
 
   // A LaTeX argument: {group}, or one character/command ("\frac12", "\sqrt x", "\frac\pi2").
   absl::StatusOr<int> ParseArg(bool tex) {
-    DepthGuard guard(&depth_);
-    SFPO_RETURN_IF_ERROR(Enter());
+    SFPO_RETURN_IF_ERROR(budget_->Tick());
     if (Cur().kind == Tok::kLBrace) {
       Advance();
       std::vector<int> elems;
