@@ -56,6 +56,9 @@ enum class Tok {
   kIn,
   kEmptyset,
   kColon,
+  kMatOpen,   // \begin{pmatrix} (also bmatrix, matrix, Bmatrix, vmatrix, smallmatrix)
+  kMatClose,  // \end{pmatrix}
+  kRowSep,    // \\ inside a matrix ('&' there is kComma)
 };
 
 struct Token {

@@ -31,7 +31,7 @@ char RelChar(Tok t) {
 
 bool IsClosing(Tok t) {
   return t == Tok::kEnd || t == Tok::kRParen || t == Tok::kRBracket || t == Tok::kRBrace ||
-         t == Tok::kSetClose;
+         t == Tok::kSetClose || t == Tok::kMatClose || t == Tok::kRowSep;
 }
 
 bool IsIntegerLiteral(const Token& t) {
@@ -314,6 +314,12 @@ class Parser {
         Advance();
         SFPO_ASSIGN_OR_RETURN(int rhs, ParseUnary());
         factors = {Make(NodeKind::kDiv, {Balanced(NodeKind::kMul, factors), rhs})};
+      } else if (k == Tok::kBar && ast_.nodes[factors.back()].kind == NodeKind::kAbs) {
+        SFPO_ASSIGN_OR_RETURN(int rhs, ParsePower());  // |x||y|
+        factors.push_back(rhs);
+      } else if (k == Tok::kBar && abs_depth_ == 0) {
+        SFPO_ASSIGN_OR_RETURN(int rhs, ParsePower());  // x|y|
+        factors.push_back(rhs);
       } else if (StartsImplicitFactor(k) && !AtUnion()) {
         if (k == Tok::kNumber && ast_.nodes[factors.back()].kind == NodeKind::kNum) {
           return absl::InvalidArgumentError("two numbers side by side");
@@ -479,6 +485,33 @@ class Parser {
         if (elems.size() == 1 && !escaped) return elems[0];  // LaTeX grouping
         return Make(NodeKind::kSet, std::move(elems));
       }
+      case Tok::kMatOpen: {
+        // Rows of '&'-separated cells: a tuple ('m') of row tuples ('r'), compared in order.
+        Advance();
+        std::vector<int> rows;
+        while (Cur().kind != Tok::kMatClose) {
+          std::vector<int> cells;
+          SFPO_RETURN_IF_ERROR(ParseElements(&cells));
+          if (!cells.empty()) {
+            if (static_cast<int>(rows.size()) >= budget_->limits().max_elements) {
+              return BoundExceeded("too_many_elements", "a matrix has more rows than the limit");
+            }
+            int row = Make(NodeKind::kTuple, std::move(cells));
+            ast_.nodes[row].open = ast_.nodes[row].close = 'r';
+            rows.push_back(row);
+          }
+          if (Cur().kind == Tok::kRowSep) {
+            Advance();
+          } else if (Cur().kind != Tok::kMatClose) {
+            return Unexpected();
+          }
+        }
+        Advance();
+        if (rows.empty()) return absl::InvalidArgumentError("empty matrix");
+        int m = Make(NodeKind::kTuple, std::move(rows));
+        ast_.nodes[m].open = ast_.nodes[m].close = 'm';
+        return m;
+      }
       case Tok::kFrac: {
         bool tex = t.text == "tex";
         Advance();
@@ -535,7 +568,10 @@ class Parser {
       }
       case Tok::kBar: {
         Advance();
-        SFPO_ASSIGN_OR_RETURN(int x, ParseExpr());
+        ++abs_depth_;
+        absl::StatusOr<int> inner = ParseExpr();
+        --abs_depth_;
+        SFPO_ASSIGN_OR_RETURN(int x, std::move(inner));
         SFPO_RETURN_IF_ERROR(Expect(Tok::kBar));
         return Make(NodeKind::kAbs, {x});
       }
@@ -548,6 +584,7 @@ class Parser {
   Budget* budget_;
   size_t pos_ = 0;
   int depth_ = 0;
+  int abs_depth_ = 0;  // inside |...|, a '|' closes instead of starting a factor
   Ast ast_;
 };
 
