@@ -39,8 +39,9 @@ bool IsIntegerLiteral(const Token& t) {
 }
 
 // Drops trailing units and words after a numeric value in each top-level comma segment:
-// "5 cm", "12 \text{ apples}", "3 \text{m}^2". The part after the last relation operator must
-// hold a number and no other names once the words are gone.
+// "5 cm", "12 \text{ apples}", "3 \text{m}^2", "10 \text{m/s}". The part after the last
+// relation operator must hold a number and no other names once the words are gone. Single
+// plain letters are never units ("2 m" keeps m as a variable); in \text{} they are.
 void StripTrailingWords(std::vector<Token>* tokens) {
   std::vector<Token> out;
   out.reserve(tokens->size());
@@ -55,39 +56,34 @@ void StripTrailingWords(std::vector<Token>* tokens) {
       if (k == Tok::kRParen || k == Tok::kRBracket || k == Tok::kRBrace || k == Tok::kSetClose) --d;
       if (d == 0 && IsRelOp(k)) tail = i + 1;
     }
-    size_t keep = end;
-    auto is_word = [&](const Token& t) {
+    auto is_word = [&](size_t i) {
+      const Token& t = (*tokens)[i];
       return t.kind == Tok::kIdent && (t.from_text || t.text.size() >= 2);
     };
-    while (keep > tail) {
-      const Token& last = (*tokens)[keep - 1];
-      size_t cut = keep;
-      if (is_word(last)) {
-        cut = keep - 1;
-      } else if (keep - tail >= 3 && last.kind == Tok::kNumber &&
-                 (*tokens)[keep - 2].kind == Tok::kCaret && is_word((*tokens)[keep - 3])) {
-        cut = keep - 3;  // cm^2
-      } else {
-        break;
-      }
+    // The trailing unit run: words joined by '/', '*' and powers ("m/s^2", "cm^2",
+    // "square units", "km / h"), starting at a word.
+    size_t run = end;
+    while (run > tail) {
+      size_t i = run - 1;
+      Tok k = (*tokens)[i].kind;
+      bool unit_token = is_word(i) || k == Tok::kSlash || k == Tok::kStar || k == Tok::kCaret ||
+                        (k == Tok::kNumber && i > tail && (*tokens)[i - 1].kind == Tok::kCaret);
+      if (!unit_token) break;
+      run = i;
+    }
+    while (run < end && !is_word(run)) ++run;
+    size_t keep = end;
+    if (run < end) {
       bool has_number = false;
       bool has_name = false;
-      for (size_t i = tail; i < cut; ++i) {
+      for (size_t i = tail; i < run; ++i) {
         const Token& t = (*tokens)[i];
         if (t.kind == Tok::kNumber) has_number = true;
         if (t.kind == Tok::kIdent) has_name = true;
       }
-      if (!has_number || has_name) break;
-      keep = cut;
+      if (has_number && !has_name) keep = run;
     }
     for (size_t i = seg_start; i < keep; ++i) out.push_back(std::move((*tokens)[i]));
-    for (size_t i = keep; i < end; ++i) {
-      // Keep structure tokens that closed inside the dropped words (none in practice).
-      Tok k = (*tokens)[i].kind;
-      if (k != Tok::kIdent && k != Tok::kNumber && k != Tok::kCaret) {
-        out.push_back(std::move((*tokens)[i]));
-      }
-    }
   };
   for (size_t i = 0; i < tokens->size(); ++i) {
     Tok k = (*tokens)[i].kind;
