@@ -67,6 +67,8 @@ const absl::flat_hash_map<absl::string_view, CmdInfo>& Commands() {
       {"rvert", {Cmd::kToken, Tok::kBar}},
       {"mid", {Cmd::kToken, Tok::kBar}},
       {"colon", {Cmd::kToken, Tok::kColon}},
+      {"langle", {Cmd::kToken, Tok::kLParen}},
+      {"rangle", {Cmd::kToken, Tok::kRParen}},
       {"sin", {Cmd::kToken, Tok::kFunc, "sin"}},
       {"cos", {Cmd::kToken, Tok::kFunc, "cos"}},
       {"tan", {Cmd::kToken, Tok::kFunc, "tan"}},
@@ -242,6 +244,8 @@ class Lexer {
         ++pos_;
       } else if (!dot && c == ',' && options_.thousands_commas && ThreeDigitsAt(pos_ + 1)) {
         ++pos_;
+      } else if (!dot && c == ' ' && options_.thousands_spaces && ThreeDigitsAt(pos_ + 1)) {
+        ++pos_;
       } else if (!dot && in_.substr(pos_, 3) == "{,}" && ThreeDigitsAt(pos_ + 3)) {
         pos_ += 3;
       } else if (!dot && (in_.substr(pos_, 3) == ",\\!" || in_.substr(pos_, 2) == "\\," ||
@@ -250,6 +254,27 @@ class Lexer {
         pos_ += in_[pos_] == ',' ? 3 : 2;  // 1,\!000 and 10\,000
       } else {
         break;
+      }
+    }
+    // A repeating decimal: "0.\overline{3}", "0.41\overline{6}", "1.\overline{142857}".
+    std::string repeating;
+    {
+      size_t k = pos_;
+      bool bare_dot = !dot && k < in_.size() && in_[k] == '.';
+      if (bare_dot) ++k;
+      if ((dot || bare_dot) && in_.substr(k, 10) == "\\overline{") {
+        size_t j = k + 10;
+        while (j < in_.size() && IsDigit(in_[j])) repeating.push_back(in_[j++]);
+        if (!repeating.empty() && j < in_.size() && in_[j] == '}' &&
+            static_cast<int>(repeating.size() + digits) <= max_digits) {
+          if (bare_dot) {
+            text.push_back('.');
+            dot = true;
+          }
+          pos_ = j + 1;
+        } else {
+          repeating.clear();
+        }
       }
     }
     // A trailing "5." is the number 5 followed by a full stop.
@@ -279,6 +304,7 @@ class Lexer {
     }
     Emit(Tok::kNumber, std::move(text));
     out_.back().exponent = exponent;
+    out_.back().repeating = std::move(repeating);
     return absl::OkStatus();
   }
 
@@ -660,6 +686,11 @@ absl::StatusOr<std::vector<Token>> Lex(absl::string_view input, const LexOptions
 bool LooksLikeThousandsNumber(absl::string_view answer) {
   static const RE2* re = new RE2(
       R"re(^\s*(?:\\?\$)?\s*[+-]?\s*(?:\\?\$)?\d{1,3}(?:(?:,|\{,\}|,\\!)\d{3})+(?:\.\d+)?\s*(?:\\?%|\\(?:text|mbox|mathrm)\{[^{}]*\}|[A-Za-z][A-Za-z ]*)?\s*\.?\s*$)re");
+  return RE2::FullMatch(re2::StringPiece(answer.data(), answer.size()), *re);
+}
+
+bool LooksLikeSpacedThousandsNumber(absl::string_view answer) {
+  static const RE2* re = new RE2(R"re(^\s*[+-]?\d{1,3}(?: \d{3})+(?:\.\d+)?\s*$)re");
   return RE2::FullMatch(re2::StringPiece(answer.data(), answer.size()), *re);
 }
 

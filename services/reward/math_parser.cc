@@ -151,12 +151,30 @@ class Parser {
     if (!ParseDecimal(t.text, t.exponent, &value)) {
       return absl::InvalidArgumentError(absl::StrCat("malformed number ", t.text));
     }
+    if (!t.repeating.empty()) {
+      // a.b\overline{r} = a.b + r / ((10^|r| - 1) * 10^|b|).
+      size_t dot = t.text.find('.');
+      size_t frac_digits = dot == std::string::npos ? 0 : t.text.size() - dot - 1;
+      Rational r;
+      mpz_set_str(mpq_numref(r.get()), t.repeating.c_str(), 10);
+      mpz_ui_pow_ui(mpq_denref(r.get()), 10, t.repeating.size());
+      mpz_sub_ui(mpq_denref(r.get()), mpq_denref(r.get()), 1);
+      mpz_t shift;
+      mpz_init(shift);
+      mpz_ui_pow_ui(shift, 10, frac_digits);
+      mpz_mul(mpq_denref(r.get()), mpq_denref(r.get()), shift);
+      mpz_clear(shift);
+      mpq_canonicalize(r.get());
+      mpq_add(value.get(), value.get(), r.get());
+    }
     if (value.Bits() > budget_->limits().max_value_bits) {
       return BoundExceeded("number_too_large", "a number literal is too large");
     }
     int id = Make(NodeKind::kNum);
     ast_.nodes[id].num = static_cast<int>(ast_.numbers.size());
-    ast_.nodes[id].decimal = t.text.find('.') != std::string::npos || t.exponent < 0;
+    // A repeating decimal is exact; a terminating one was possibly rounded (see ValuesEqual).
+    ast_.nodes[id].decimal =
+        t.repeating.empty() && (t.text.find('.') != std::string::npos || t.exponent < 0);
     ast_.numbers.push_back(std::move(value));
     return id;
   }
@@ -637,6 +655,7 @@ absl::StatusOr<Ast> ParseAnswer(absl::string_view answer, Budget* budget) {
   }
   LexOptions lex_options;
   lex_options.thousands_commas = LooksLikeThousandsNumber(answer);
+  lex_options.thousands_spaces = LooksLikeSpacedThousandsNumber(answer);
   SFPO_ASSIGN_OR_RETURN(std::vector<Token> tokens, Lex(answer, lex_options, budget));
   if (tokens.empty()) return absl::InvalidArgumentError("empty answer");
   StripTrailingWords(&tokens);
