@@ -12,15 +12,31 @@
 namespace sfpo {
 namespace {
 
-// Deterministic, "generic" rational sample values: distinct per variable and per point,
-// non-integers so that floors, parities and small coincidences do not line up.
+// Deterministic, "generic" rational sample values, never integers (so parities and small
+// coincidences do not line up), distinct between variables at a point. Points 0 and 1 give
+// every variable a positive value (one above 1, one in (0, 1)) so that square roots and logs
+// have somewhere to be defined; later points mix signs per variable, so |x| differs from x
+// and |xy| from -xy.
 Rational SampleValue(int var_index, int point) {
-  static constexpr long kNum[] = {7, -5, 11, 13, -17, 19, 3, -23, 29, 31, -37, 41, 43, -47, 53, 59};
-  static constexpr unsigned long kDen[] = {3, 2, 7, 5, 11, 13, 17, 19};
-  long num = kNum[(3 * point + 5 * var_index) % 16] + var_index + point;
-  unsigned long den = kDen[(point + 2 * var_index) % 8];
-  if (num == 0) num = 1;
-  return Rational(num, den);
+  static constexpr long kNum[16] = {7, 5, 3, 13, 29, 2, 17, 31, 11, 19, 23, 37, 41, 43, 47, 53};
+  static constexpr long kDen[8] = {3, 7, 11, 4, 9, 13, 6, 17};
+  uint64_t h = static_cast<uint64_t>(point) * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL;
+  h ^= h >> 29;
+  h *= 0xBF58476D1CE4E5B9ULL;
+  h ^= h >> 32;
+  int base = point < 2 ? 3 * point : static_cast<int>(h % 16);
+  int idx = (base + 5 * var_index) % 16;
+  long num = kNum[idx];
+  long den = kDen[(idx + point) % 8];
+  if (point == 1 && num > den) std::swap(num, den);
+  uint64_t s = (h ^ (static_cast<uint64_t>(var_index + 1) * 0xD6E8FEB86659FD93ULL));
+  s ^= s >> 31;
+  s *= 0x94D049BB133111EBULL;
+  s ^= s >> 29;
+  if (point >= 2 && (s & 1)) num = -num;
+  Rational value(num, static_cast<unsigned long>(den));
+  if (value.IsInteger()) value = Rational(num * 7 + 1, 7);
+  return value;
 }
 
 bool IsBound(const absl::Status& s) { return IsBoundError(s); }
@@ -261,7 +277,11 @@ class Comparer {
   // Tuples with different brackets are equal only as intervals whose differing ends are
   // infinite ("[2, \infty)" and "[2, \infty]").
   absl::StatusOr<bool> CompareTupleIntervals(const Collection& a, const Collection& b, int depth) {
-    if (a.elems.size() != 2 || b.elems.size() != 2) return false;
+    auto interval = [](const Collection& c) {
+      return c.elems.size() == 2 && (c.open == '(' || c.open == '[') &&
+             (c.close == ')' || c.close == ']');
+    };
+    if (!interval(a) || !interval(b)) return false;
     Interval ia = TupleInterval(a);
     Interval ib = TupleInterval(b);
     return CompareIntervals(ia, ib, depth);
@@ -299,7 +319,10 @@ class Comparer {
     const Ast& ast = *s.ast;
     const Node& n = ast.nodes[s.node];
     if (n.kind == NodeKind::kTuple) {
-      if (n.kids.size() != 2) return false;
+      if (n.kids.size() != 2 || (n.open != '(' && n.open != '[') ||
+          (n.close != ')' && n.close != ']')) {
+        return false;
+      }
       Collection c;
       c.kind = CKind::kTuple;
       c.open = n.open;
@@ -443,21 +466,31 @@ class Comparer {
     return true;
   }
 
-  // Evaluates `sides` at one point. OK(false) when some side is undefined there.
-  absl::StatusOr<bool> EvalAll(const std::vector<Side>& sides, const Assignment& point,
-                               const EvalOptions& eval, std::vector<Value>* out,
-                               bool* not_scalar) {
-    out->clear();
-    for (const Side& s : sides) {
+  enum class PointState { kDefined, kOutsideDomain, kSkip };
+
+  // Evaluates `sides` at one point into `out`; `states` says, per side, whether it has a value
+  // there, is outside its domain (a negative under a root, a log of a non-positive number,
+  // division by zero), or cannot be told (double overflow).
+  absl::Status EvalAll(const std::vector<Side>& sides, const Assignment& point,
+                       const EvalOptions& eval, std::vector<Value>* out,
+                       std::vector<PointState>* states, bool* not_scalar) {
+    out->assign(sides.size(), Value());
+    states->assign(sides.size(), PointState::kDefined);
+    for (size_t i = 0; i < sides.size(); ++i) {
+      const Side& s = sides[i];
       absl::StatusOr<Value> v = Evaluate(*s.ast, s.node, point, s.mask, eval, budget_);
-      if (!v.ok()) {
-        if (IsBound(v.status())) return v.status();
-        if (v.status().code() == absl::StatusCode::kFailedPrecondition) *not_scalar = true;
-        return false;
+      if (v.ok()) {
+        (*out)[i] = *std::move(v);
+        continue;
       }
-      out->push_back(*std::move(v));
+      if (IsBound(v.status())) return v.status();
+      if (v.status().code() == absl::StatusCode::kFailedPrecondition) {
+        *not_scalar = true;
+        return absl::OkStatus();
+      }
+      (*states)[i] = IsOverflow(v.status()) ? PointState::kSkip : PointState::kOutsideDomain;
     }
-    return true;
+    return absl::OkStatus();
   }
 
   absl::StatusOr<bool> NumericEqual(const Side& a, const Side& b, const EvalOptions& eval) {
@@ -466,17 +499,26 @@ class Comparer {
     int points = names.empty() ? 1 : std::max(2, options_.points);
     int valid = 0;
     std::vector<Value> values;
+    std::vector<PointState> states;
     for (int k = 0; k < points; ++k) {
       Assignment point = Point(names, k);
       bool not_scalar = false;
-      SFPO_ASSIGN_OR_RETURN(bool defined, EvalAll(sides, point, eval, &values, &not_scalar));
+      SFPO_RETURN_IF_ERROR(EvalAll(sides, point, eval, &values, &states, &not_scalar));
       if (not_scalar) break;
-      if (!defined) continue;
+      if (states[0] == PointState::kSkip || states[1] == PointState::kSkip) continue;
+      // Defined on one side only: different domains, so not the same expression
+      // (ln(x^2) vs 2 ln x). Outside both domains: no information.
+      if (states[0] != states[1]) {
+        if (names.empty()) break;  // constants: fall back to the trees
+        return false;
+      }
+      if (states[0] == PointState::kOutsideDomain) continue;
       if (!ValuesEqual(values[0], values[1], options_.rel_tol)) return false;
       ++valid;
     }
     if (valid >= (names.empty() ? 1 : 2)) return true;
-    return a.mask == 0 && b.mask == 0 && SameTree(*a.ast, a.node, *b.ast, b.node);
+    // Same tree with the same sign choices is the same value.
+    return a.mask == b.mask && SameTree(*a.ast, a.node, *b.ast, b.node);
   }
 
   absl::StatusOr<bool> CompareScalars(const Side& a, const Side& b) {
@@ -509,18 +551,41 @@ class Comparer {
       if (!l) return false;
       return CompareSides(sides[1], sides[3], depth + 1);
     }
+    // Side by side (or swapped): the answer when the proportional test means nothing.
+    auto sides_match = [&]() -> absl::StatusOr<bool> {
+      SFPO_ASSIGN_OR_RETURN(bool l, CompareSides(sides[0], sides[2], depth + 1));
+      if (l) {
+        SFPO_ASSIGN_OR_RETURN(bool r, CompareSides(sides[1], sides[3], depth + 1));
+        if (r) return true;
+      }
+      SFPO_ASSIGN_OR_RETURN(bool x, CompareSides(sides[0], sides[3], depth + 1));
+      if (!x) return false;
+      return CompareSides(sides[1], sides[2], depth + 1);
+    };
     EvalOptions eval;
     std::vector<Value> v;
+    std::vector<PointState> states;
     Value ratio;
     bool have_ratio = false;
     int valid = 0;
+    Value first_da;
+    bool have_da = false;
+    bool da_varies = false;
     for (int k = 0; k < std::max(3, options_.points); ++k) {
       bool not_scalar = false;
-      SFPO_ASSIGN_OR_RETURN(bool defined, EvalAll(sides, Point(names, k), eval, &v, &not_scalar));
+      SFPO_RETURN_IF_ERROR(EvalAll(sides, Point(names, k), eval, &v, &states, &not_scalar));
       if (not_scalar) return SameTree(*a.ast, a.node, *b.ast, b.node);
+      bool defined = true;
+      for (PointState state : states) defined = defined && state == PointState::kDefined;
       if (!defined) continue;
       SFPO_ASSIGN_OR_RETURN(Value da, Combine('-', v[0], v[1], budget_));
       SFPO_ASSIGN_OR_RETURN(Value db, Combine('-', v[2], v[3], budget_));
+      if (!have_da) {
+        first_da = da;
+        have_da = true;
+      } else if (!ValuesEqual(first_da, da, options_.rel_tol)) {
+        da_varies = true;
+      }
       bool za = IsZeroValue(da);
       bool zb = IsZeroValue(db);
       if (za != zb) return false;
@@ -534,7 +599,10 @@ class Comparer {
         return false;
       }
     }
-    if (valid >= 2) return true;
+    // lhs - rhs constant (an identity like x = x, or a contradiction like x^0 = 24): equal
+    // ratios say nothing, so compare the sides themselves.
+    if (valid >= 2 && da_varies) return true;
+    if (valid >= 2 && !da_varies) return sides_match();
     return SameTree(*a.ast, a.node, *b.ast, b.node);
   }
 

@@ -29,7 +29,7 @@ struct EquivalenceOptions {
   // "\{5\}" matches "5".
   bool set_matches_scalar = true;
   // Points at which expressions with variables are evaluated (exactly where rational).
-  int points = 6;
+  int points = 8;
 };
 
 // True when `pred` is equivalent to `gold`. Bound errors (number_too_large, deadline, ...)

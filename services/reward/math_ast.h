@@ -12,7 +12,7 @@ namespace sfpo {
 
 enum class NodeKind {
   kNum,        // numbers[num]; `decimal` when written with a '.' or a negative exponent
-  kVar,        // text: the name ("x", "x_1", "alpha", "monday")
+  kVar,        // text: the name ("x", "x_1", "alpha", "monday"); "e" is Euler's number
   kPi,
   kInf,        // \infty
   kAdd,        // kids[0] + kids[1]
@@ -27,7 +27,8 @@ enum class NodeKind {
   kAbs,        // |kids[0]|
   kPercent,    // kids[0] %
   kBinom,      // \binom{kids[0]}{kids[1]}
-  kTuple,      // open/close brackets, two or more kids: (1, 2), [1, 2), (a, b]
+  kTuple,      // open/close brackets, two or more kids: (1, 2), [1, 2), (a, b]; a matrix is
+               // open = close = 'm' over rows with open = close = 'r' (any number of kids)
   kSet,        // \{ kids \} or { kids }
   kEmptySet,
   kUnion,      // kids[0] \cup kids[1] \cup ...

@@ -11,6 +11,8 @@ namespace {
 
 absl::Status Undefined(absl::string_view why) { return absl::OutOfRangeError(why); }
 
+constexpr absl::string_view kOverflow = "overflow: not a finite double";
+
 Value Inexact(double d) {
   Value v;
   v.exact = false;
@@ -171,7 +173,7 @@ class Evaluator {
   }
 
   absl::StatusOr<Value> Finite(double d) {
-    if (!std::isfinite(d)) return Undefined("not a finite real number");
+    if (!std::isfinite(d)) return Undefined(kOverflow);
     return Inexact(d);
   }
 
@@ -381,6 +383,10 @@ absl::StatusOr<Value> Evaluate(const Ast& ast, int id, const Assignment& vars, u
                                const EvalOptions& options, Budget* budget) {
   // Bit 31 is the caller's marker; only the low bits pick signs (at most 31 \pm nodes).
   return Evaluator(ast, vars, pm_mask & 0x7FFFFFFFu, options, budget).Eval(id, 0);
+}
+
+bool IsOverflow(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kOutOfRange && status.message() == kOverflow;
 }
 
 absl::StatusOr<Value> Combine(char op, const Value& a, const Value& b, Budget* budget) {

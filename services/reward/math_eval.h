@@ -41,6 +41,10 @@ struct EvalOptions {
 absl::StatusOr<Value> Evaluate(const Ast& ast, int id, const Assignment& vars, uint32_t pm_mask,
                                const EvalOptions& options, Budget* budget);
 
+// True for the OUT_OF_RANGE status of an inexact step that overflowed (as opposed to a point
+// outside the expression's domain).
+bool IsOverflow(const absl::Status& status);
+
 // a + b, a - b, a * b or a / b (op one of "+-*/") under the same bounds as Evaluate.
 absl::StatusOr<Value> Combine(char op, const Value& a, const Value& b, Budget* budget);
 

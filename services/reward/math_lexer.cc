@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "re2/re2.h"
 
 namespace sfpo {
@@ -66,6 +67,8 @@ const absl::flat_hash_map<absl::string_view, CmdInfo>& Commands() {
       {"rvert", {Cmd::kToken, Tok::kBar}},
       {"mid", {Cmd::kToken, Tok::kBar}},
       {"colon", {Cmd::kToken, Tok::kColon}},
+      {"langle", {Cmd::kToken, Tok::kLParen}},
+      {"rangle", {Cmd::kToken, Tok::kRParen}},
       {"sin", {Cmd::kToken, Tok::kFunc, "sin"}},
       {"cos", {Cmd::kToken, Tok::kFunc, "cos"}},
       {"tan", {Cmd::kToken, Tok::kFunc, "tan"}},
@@ -241,12 +244,37 @@ class Lexer {
         ++pos_;
       } else if (!dot && c == ',' && options_.thousands_commas && ThreeDigitsAt(pos_ + 1)) {
         ++pos_;
+      } else if (!dot && c == ' ' && options_.thousands_spaces && ThreeDigitsAt(pos_ + 1)) {
+        ++pos_;
       } else if (!dot && in_.substr(pos_, 3) == "{,}" && ThreeDigitsAt(pos_ + 3)) {
         pos_ += 3;
-      } else if (!dot && in_.substr(pos_, 3) == ",\\!" && ThreeDigitsAt(pos_ + 3)) {
-        pos_ += 3;
+      } else if (!dot && (in_.substr(pos_, 3) == ",\\!" || in_.substr(pos_, 2) == "\\," ||
+                          in_.substr(pos_, 2) == "\\!") &&
+                 ThreeDigitsAt(pos_ + (in_[pos_] == ',' ? 3 : 2))) {
+        pos_ += in_[pos_] == ',' ? 3 : 2;  // 1,\!000 and 10\,000
       } else {
         break;
+      }
+    }
+    // A repeating decimal: "0.\overline{3}", "0.41\overline{6}", "1.\overline{142857}".
+    std::string repeating;
+    {
+      size_t k = pos_;
+      bool bare_dot = !dot && k < in_.size() && in_[k] == '.';
+      if (bare_dot) ++k;
+      if ((dot || bare_dot) && in_.substr(k, 10) == "\\overline{") {
+        size_t j = k + 10;
+        while (j < in_.size() && IsDigit(in_[j])) repeating.push_back(in_[j++]);
+        if (!repeating.empty() && j < in_.size() && in_[j] == '}' &&
+            static_cast<int>(repeating.size() + digits) <= max_digits) {
+          if (bare_dot) {
+            text.push_back('.');
+            dot = true;
+          }
+          pos_ = j + 1;
+        } else {
+          repeating.clear();
+        }
       }
     }
     // A trailing "5." is the number 5 followed by a full stop.
@@ -276,6 +304,7 @@ class Lexer {
     }
     Emit(Tok::kNumber, std::move(text));
     out_.back().exponent = exponent;
+    out_.back().repeating = std::move(repeating);
     return absl::OkStatus();
   }
 
@@ -399,7 +428,14 @@ class Lexer {
         case '|':
           Emit(Tok::kBar);
           return absl::OkStatus();
-        case ',': case ';': case ':': case '!': case ' ': case '$': case '\\': case '>':
+        case '\\':
+          if (matrix_depth_ > 0) {
+            Emit(Tok::kRowSep);
+          } else {
+            space_ = true;
+          }
+          return absl::OkStatus();
+        case ',': case ';': case ':': case '!': case ' ': case '$': case '>':
         case '\n':
           space_ = true;
           return absl::OkStatus();
@@ -412,6 +448,7 @@ class Lexer {
     size_t start = pos_;
     while (pos_ < in_.size() && IsAlpha(in_[pos_])) ++pos_;
     absl::string_view name = in_.substr(start, pos_ - start);
+    if (name == "begin" || name == "end") return LexEnvironment(name == "begin");
     auto it = Commands().find(name);
     if (it == Commands().end()) {
       std::string greek(name);
@@ -448,6 +485,38 @@ class Lexer {
         while (Peek() == ' ') ++pos_;
         if (Peek() == '{') return SkipGroup();
         return absl::OkStatus();
+    }
+    return absl::OkStatus();
+  }
+
+  // \begin{pmatrix} ... \end{pmatrix} and friends; \begin{aligned} is presentation only.
+  absl::Status LexEnvironment(bool begin) {
+    while (Peek() == ' ') ++pos_;
+    if (Peek() != '{') return absl::InvalidArgumentError("\\begin/\\end without a name");
+    size_t close = in_.find('}', pos_);
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError("unbalanced braces: missing '}'");
+    }
+    absl::string_view env = in_.substr(pos_ + 1, close - pos_ - 1);
+    pos_ = close + 1;
+    if (env == "aligned" || env == "align" || env == "align*" || env == "gathered" ||
+        env == "displaymath" || env == "equation" || env == "equation*") {
+      space_ = true;
+      return absl::OkStatus();
+    }
+    if (env != "pmatrix" && env != "bmatrix" && env != "matrix" && env != "Bmatrix" &&
+        env != "vmatrix" && env != "smallmatrix" && env != "array") {
+      return absl::InvalidArgumentError(absl::StrCat("unsupported environment ", env));
+    }
+    if (begin) {
+      if (matrix_depth_ >= 4) return BoundExceeded("too_deep", "matrices nest too deep");
+      ++matrix_depth_;
+      if (env == "array" && Peek() == '{') SFPO_RETURN_IF_ERROR(SkipGroup());  // column spec
+      Emit(Tok::kMatOpen);
+    } else {
+      if (matrix_depth_ == 0) return absl::InvalidArgumentError("\\end without \\begin");
+      --matrix_depth_;
+      Emit(Tok::kMatClose);
     }
     return absl::OkStatus();
   }
@@ -576,7 +645,11 @@ class Lexer {
       case '_': Emit(Tok::kUnderscore); break;
       case ':': Emit(Tok::kColon); break;
       case '$': space_ = true; break;
-      case '&':  // alignment "x &= 5"; "&&" and others mean nothing in an answer
+      case '&':  // a matrix column; alignment "x &= 5"; "&&" and others mean nothing
+        if (matrix_depth_ > 0) {
+          Emit(Tok::kComma);
+          break;
+        }
         if (Peek() != '=') return absl::InvalidArgumentError("unexpected character '&'");
         space_ = true;
         break;
@@ -598,6 +671,7 @@ class Lexer {
   size_t pos_ = 0;
   bool space_ = false;
   int text_depth_ = 0;
+  int matrix_depth_ = 0;
   std::vector<Brace> braces_;
   std::vector<Token> out_;
 };
@@ -612,6 +686,11 @@ absl::StatusOr<std::vector<Token>> Lex(absl::string_view input, const LexOptions
 bool LooksLikeThousandsNumber(absl::string_view answer) {
   static const RE2* re = new RE2(
       R"re(^\s*(?:\\?\$)?\s*[+-]?\s*(?:\\?\$)?\d{1,3}(?:(?:,|\{,\}|,\\!)\d{3})+(?:\.\d+)?\s*(?:\\?%|\\(?:text|mbox|mathrm)\{[^{}]*\}|[A-Za-z][A-Za-z ]*)?\s*\.?\s*$)re");
+  return RE2::FullMatch(re2::StringPiece(answer.data(), answer.size()), *re);
+}
+
+bool LooksLikeSpacedThousandsNumber(absl::string_view answer) {
+  static const RE2* re = new RE2(R"re(^\s*[+-]?\d{1,3}(?: \d{3})+(?:\.\d+)?\s*$)re");
   return RE2::FullMatch(re2::StringPiece(answer.data(), answer.size()), *re);
 }
 
@@ -657,6 +736,9 @@ absl::string_view TokName(Tok kind) {
     case Tok::kIn: return "\\in";
     case Tok::kEmptyset: return "\\emptyset";
     case Tok::kColon: return "':'";
+    case Tok::kMatOpen: return "\\begin{matrix}";
+    case Tok::kMatClose: return "\\end{matrix}";
+    case Tok::kRowSep: return "'\\\\'";
   }
   return "token";
 }

@@ -56,12 +56,16 @@ enum class Tok {
   kIn,
   kEmptyset,
   kColon,
+  kMatOpen,   // \begin{pmatrix} (also bmatrix, matrix, Bmatrix, vmatrix, smallmatrix)
+  kMatClose,  // \end{pmatrix}
+  kRowSep,    // \\ inside a matrix ('&' there is kComma)
 };
 
 struct Token {
   Tok kind = Tok::kEnd;
   std::string text;
   int64_t exponent = 0;       // kNumber only
+  std::string repeating;      // kNumber only: digits under \overline ("0.1\overline{6}")
   bool space_before = false;  // whitespace separated it from the previous token
   bool from_text = false;     // came from inside \text{}, \mbox{}, \mathrm{} ...
 };
@@ -71,6 +75,8 @@ struct LexOptions {
   // from the whole answer, whether commas are separators or list delimiters. "{,}" and ",\!"
   // followed by three digits are always separators.
   bool thousands_commas = false;
+  // Likewise for single spaces ("1 000 000").
+  bool thousands_spaces = false;
 };
 
 // Tokenizes `input`. INVALID_ARGUMENT (unparseable) for characters that have no meaning in an
@@ -82,6 +88,8 @@ absl::StatusOr<std::vector<Token>> Lex(absl::string_view input, const LexOptions
 // True when the whole answer is one number written with comma thousands separators
 // ("1,234", "$12,500.50", "-3,000 dollars"), so that Lex should use thousands_commas.
 bool LooksLikeThousandsNumber(absl::string_view answer);
+// The same for space separators ("1 000", "12 500.5").
+bool LooksLikeSpacedThousandsNumber(absl::string_view answer);
 
 // Short name of a token kind, for error messages.
 absl::string_view TokName(Tok kind);

@@ -31,7 +31,7 @@ char RelChar(Tok t) {
 
 bool IsClosing(Tok t) {
   return t == Tok::kEnd || t == Tok::kRParen || t == Tok::kRBracket || t == Tok::kRBrace ||
-         t == Tok::kSetClose;
+         t == Tok::kSetClose || t == Tok::kMatClose || t == Tok::kRowSep;
 }
 
 bool IsIntegerLiteral(const Token& t) {
@@ -39,8 +39,9 @@ bool IsIntegerLiteral(const Token& t) {
 }
 
 // Drops trailing units and words after a numeric value in each top-level comma segment:
-// "5 cm", "12 \text{ apples}", "3 \text{m}^2". The part after the last relation operator must
-// hold a number and no other names once the words are gone.
+// "5 cm", "12 \text{ apples}", "3 \text{m}^2", "10 \text{m/s}". The part after the last
+// relation operator must hold a number and no other names once the words are gone. Single
+// plain letters are never units ("2 m" keeps m as a variable); in \text{} they are.
 void StripTrailingWords(std::vector<Token>* tokens) {
   std::vector<Token> out;
   out.reserve(tokens->size());
@@ -55,39 +56,34 @@ void StripTrailingWords(std::vector<Token>* tokens) {
       if (k == Tok::kRParen || k == Tok::kRBracket || k == Tok::kRBrace || k == Tok::kSetClose) --d;
       if (d == 0 && IsRelOp(k)) tail = i + 1;
     }
-    size_t keep = end;
-    auto is_word = [&](const Token& t) {
+    auto is_word = [&](size_t i) {
+      const Token& t = (*tokens)[i];
       return t.kind == Tok::kIdent && (t.from_text || t.text.size() >= 2);
     };
-    while (keep > tail) {
-      const Token& last = (*tokens)[keep - 1];
-      size_t cut = keep;
-      if (is_word(last)) {
-        cut = keep - 1;
-      } else if (keep - tail >= 3 && last.kind == Tok::kNumber &&
-                 (*tokens)[keep - 2].kind == Tok::kCaret && is_word((*tokens)[keep - 3])) {
-        cut = keep - 3;  // cm^2
-      } else {
-        break;
-      }
+    // The trailing unit run: words joined by '/', '*' and powers ("m/s^2", "cm^2",
+    // "square units", "km / h"), starting at a word.
+    size_t run = end;
+    while (run > tail) {
+      size_t i = run - 1;
+      Tok k = (*tokens)[i].kind;
+      bool unit_token = is_word(i) || k == Tok::kSlash || k == Tok::kStar || k == Tok::kCaret ||
+                        (k == Tok::kNumber && i > tail && (*tokens)[i - 1].kind == Tok::kCaret);
+      if (!unit_token) break;
+      run = i;
+    }
+    while (run < end && !is_word(run)) ++run;
+    size_t keep = end;
+    if (run < end) {
       bool has_number = false;
       bool has_name = false;
-      for (size_t i = tail; i < cut; ++i) {
+      for (size_t i = tail; i < run; ++i) {
         const Token& t = (*tokens)[i];
         if (t.kind == Tok::kNumber) has_number = true;
         if (t.kind == Tok::kIdent) has_name = true;
       }
-      if (!has_number || has_name) break;
-      keep = cut;
+      if (has_number && !has_name) keep = run;
     }
     for (size_t i = seg_start; i < keep; ++i) out.push_back(std::move((*tokens)[i]));
-    for (size_t i = keep; i < end; ++i) {
-      // Keep structure tokens that closed inside the dropped words (none in practice).
-      Tok k = (*tokens)[i].kind;
-      if (k != Tok::kIdent && k != Tok::kNumber && k != Tok::kCaret) {
-        out.push_back(std::move((*tokens)[i]));
-      }
-    }
   };
   for (size_t i = 0; i < tokens->size(); ++i) {
     Tok k = (*tokens)[i].kind;
@@ -155,12 +151,30 @@ class Parser {
     if (!ParseDecimal(t.text, t.exponent, &value)) {
       return absl::InvalidArgumentError(absl::StrCat("malformed number ", t.text));
     }
+    if (!t.repeating.empty()) {
+      // a.b\overline{r} = a.b + r / ((10^|r| - 1) * 10^|b|).
+      size_t dot = t.text.find('.');
+      size_t frac_digits = dot == std::string::npos ? 0 : t.text.size() - dot - 1;
+      Rational r;
+      mpz_set_str(mpq_numref(r.get()), t.repeating.c_str(), 10);
+      mpz_ui_pow_ui(mpq_denref(r.get()), 10, t.repeating.size());
+      mpz_sub_ui(mpq_denref(r.get()), mpq_denref(r.get()), 1);
+      mpz_t shift;
+      mpz_init(shift);
+      mpz_ui_pow_ui(shift, 10, frac_digits);
+      mpz_mul(mpq_denref(r.get()), mpq_denref(r.get()), shift);
+      mpz_clear(shift);
+      mpq_canonicalize(r.get());
+      mpq_add(value.get(), value.get(), r.get());
+    }
     if (value.Bits() > budget_->limits().max_value_bits) {
       return BoundExceeded("number_too_large", "a number literal is too large");
     }
     int id = Make(NodeKind::kNum);
     ast_.nodes[id].num = static_cast<int>(ast_.numbers.size());
-    ast_.nodes[id].decimal = t.text.find('.') != std::string::npos || t.exponent < 0;
+    // A repeating decimal is exact; a terminating one was possibly rounded (see ValuesEqual).
+    ast_.nodes[id].decimal =
+        t.repeating.empty() && (t.text.find('.') != std::string::npos || t.exponent < 0);
     ast_.numbers.push_back(std::move(value));
     return id;
   }
@@ -197,8 +211,7 @@ class Parser {
   }
 
   absl::StatusOr<int> ParseRelation() {
-    DepthGuard guard(&depth_);
-    SFPO_RETURN_IF_ERROR(Enter());
+    SFPO_RETURN_IF_ERROR(budget_->Tick());
     SFPO_ASSIGN_OR_RETURN(int lhs, ParseUnion());
     if (!IsRelOp(Cur().kind)) return lhs;
     std::vector<int> kids = {lhs};
@@ -236,9 +249,9 @@ class Parser {
   }
 
   absl::StatusOr<int> ParseExpr() {
-    DepthGuard guard(&depth_);
-    SFPO_RETURN_IF_ERROR(Enter());
-    SFPO_ASSIGN_OR_RETURN(int acc, ParseTerm());
+    SFPO_RETURN_IF_ERROR(budget_->Tick());
+    SFPO_ASSIGN_OR_RETURN(int first, ParseTerm());
+    std::vector<int> terms = {first};
     while (true) {
       Tok k = Cur().kind;
       if (k != Tok::kPlus && k != Tok::kMinus && k != Tok::kPm && k != Tok::kMp) break;
@@ -246,14 +259,15 @@ class Parser {
       SFPO_RETURN_IF_ERROR(budget_->Tick());
       SFPO_ASSIGN_OR_RETURN(int rhs, ParseTerm());
       if (k == Tok::kPlus) {
-        acc = Make(NodeKind::kAdd, {acc, rhs});
+        terms.push_back(rhs);
       } else if (k == Tok::kMinus) {
-        acc = Make(NodeKind::kAdd, {acc, Make(NodeKind::kNeg, {rhs})});
+        terms.push_back(Make(NodeKind::kNeg, {rhs}));
       } else {
-        acc = Make(NodeKind::kPm, {acc, rhs});  // a -+ b is the same set as a +- b
+        // a -+ b is the same set as a +- b.
+        terms = {Make(NodeKind::kPm, {Balanced(NodeKind::kAdd, terms), rhs})};
       }
     }
-    return acc;
+    return Balanced(NodeKind::kAdd, terms);
   }
 
   bool StartsImplicitFactor(Tok t) const {
@@ -279,8 +293,7 @@ class Parser {
   }
 
   absl::StatusOr<int> ParseTerm() {
-    DepthGuard guard(&depth_);
-    SFPO_RETURN_IF_ERROR(Enter());
+    SFPO_RETURN_IF_ERROR(budget_->Tick());
     bool leading_integer = IsIntegerLiteral(Cur()) ||
                            (Cur().kind == Tok::kMinus && IsIntegerLiteral(Ahead(1)));
     SFPO_ASSIGN_OR_RETURN(int acc, ParseUnary());
@@ -303,30 +316,50 @@ class Parser {
       acc = Make(NodeKind::kAdd, {whole, frac});
       if (negative) acc = Make(NodeKind::kNeg, {acc});
     }
+    std::vector<int> factors = {acc};
     while (true) {
       SFPO_RETURN_IF_ERROR(budget_->Tick());
       Tok k = Cur().kind;
-      if (k == Tok::kStar || k == Tok::kSlash) {
+      if (k == Tok::kStar) {
         Advance();
         SFPO_ASSIGN_OR_RETURN(int rhs, ParseUnary());
-        acc = Make(k == Tok::kStar ? NodeKind::kMul : NodeKind::kDiv, {acc, rhs});
+        factors.push_back(rhs);
+      } else if (k == Tok::kSlash) {
+        Advance();
+        SFPO_ASSIGN_OR_RETURN(int rhs, ParseUnary());
+        factors = {Make(NodeKind::kDiv, {Balanced(NodeKind::kMul, factors), rhs})};
+      } else if (k == Tok::kBar && ast_.nodes[factors.back()].kind == NodeKind::kAbs) {
+        SFPO_ASSIGN_OR_RETURN(int rhs, ParsePower());  // |x||y|
+        factors.push_back(rhs);
+      } else if (k == Tok::kBar && abs_depth_ == 0) {
+        SFPO_ASSIGN_OR_RETURN(int rhs, ParsePower());  // x|y|
+        factors.push_back(rhs);
       } else if (StartsImplicitFactor(k) && !AtUnion()) {
-        if (k == Tok::kNumber && ast_.nodes[acc].kind == NodeKind::kNum) {
+        if (k == Tok::kNumber && ast_.nodes[factors.back()].kind == NodeKind::kNum) {
           return absl::InvalidArgumentError("two numbers side by side");
         }
         SFPO_ASSIGN_OR_RETURN(int rhs, ParsePower());
-        acc = Make(NodeKind::kMul, {acc, rhs});
+        factors.push_back(rhs);
       } else {
         break;
       }
     }
-    return acc;
+    return Balanced(NodeKind::kMul, factors);
   }
 
   absl::StatusOr<int> ParseUnary() {
-    DepthGuard guard(&depth_);
-    SFPO_RETURN_IF_ERROR(Enter());
     Tok k = Cur().kind;
+    // Nesting is counted per bracket level (ParsePrimary) and per prefix sign, so the limit
+    // means the same thing for "((1))" and "--1".
+    if (k == Tok::kMinus || k == Tok::kPlus || k == Tok::kPm || k == Tok::kMp) {
+      DepthGuard guard(&depth_);
+      SFPO_RETURN_IF_ERROR(Enter());
+      return ParseSigned(k);
+    }
+    return ParsePower();
+  }
+
+  absl::StatusOr<int> ParseSigned(Tok k) {
     if (k == Tok::kMinus) {
       Advance();
       SFPO_ASSIGN_OR_RETURN(int x, ParseUnary());
@@ -342,6 +375,19 @@ class Parser {
       return Make(NodeKind::kPm, {x});
     }
     return ParsePower();
+  }
+
+  // A balanced tree over `items` with binary `kind` nodes, so that long sums and products stay
+  // shallow for the evaluator.
+  int Balanced(NodeKind kind, const std::vector<int>& items, size_t lo, size_t hi) {
+    if (hi - lo == 1) return items[lo];
+    size_t mid = lo + (hi - lo) / 2;
+    int left = Balanced(kind, items, lo, mid);
+    int right = Balanced(kind, items, mid, hi);
+    return Make(kind, {left, right});
+  }
+  int Balanced(NodeKind kind, const std::vector<int>& items) {
+    return Balanced(kind, items, 0, items.size());
   }
 
   absl::StatusOr<int> ParsePower() {
@@ -363,8 +409,7 @@ class Parser {
 
   // A LaTeX argument: {group}, or one character/command ("\frac12", "\sqrt x", "\frac\pi2").
   absl::StatusOr<int> ParseArg(bool tex) {
-    DepthGuard guard(&depth_);
-    SFPO_RETURN_IF_ERROR(Enter());
+    SFPO_RETURN_IF_ERROR(budget_->Tick());
     if (Cur().kind == Tok::kLBrace) {
       Advance();
       std::vector<int> elems;
@@ -454,6 +499,33 @@ class Parser {
         if (elems.size() == 1 && !escaped) return elems[0];  // LaTeX grouping
         return Make(NodeKind::kSet, std::move(elems));
       }
+      case Tok::kMatOpen: {
+        // Rows of '&'-separated cells: a tuple ('m') of row tuples ('r'), compared in order.
+        Advance();
+        std::vector<int> rows;
+        while (Cur().kind != Tok::kMatClose) {
+          std::vector<int> cells;
+          SFPO_RETURN_IF_ERROR(ParseElements(&cells));
+          if (!cells.empty()) {
+            if (static_cast<int>(rows.size()) >= budget_->limits().max_elements) {
+              return BoundExceeded("too_many_elements", "a matrix has more rows than the limit");
+            }
+            int row = Make(NodeKind::kTuple, std::move(cells));
+            ast_.nodes[row].open = ast_.nodes[row].close = 'r';
+            rows.push_back(row);
+          }
+          if (Cur().kind == Tok::kRowSep) {
+            Advance();
+          } else if (Cur().kind != Tok::kMatClose) {
+            return Unexpected();
+          }
+        }
+        Advance();
+        if (rows.empty()) return absl::InvalidArgumentError("empty matrix");
+        int m = Make(NodeKind::kTuple, std::move(rows));
+        ast_.nodes[m].open = ast_.nodes[m].close = 'm';
+        return m;
+      }
       case Tok::kFrac: {
         bool tex = t.text == "tex";
         Advance();
@@ -510,7 +582,10 @@ class Parser {
       }
       case Tok::kBar: {
         Advance();
-        SFPO_ASSIGN_OR_RETURN(int x, ParseExpr());
+        ++abs_depth_;
+        absl::StatusOr<int> inner = ParseExpr();
+        --abs_depth_;
+        SFPO_ASSIGN_OR_RETURN(int x, std::move(inner));
         SFPO_RETURN_IF_ERROR(Expect(Tok::kBar));
         return Make(NodeKind::kAbs, {x});
       }
@@ -523,6 +598,7 @@ class Parser {
   Budget* budget_;
   size_t pos_ = 0;
   int depth_ = 0;
+  int abs_depth_ = 0;  // inside |...|, a '|' closes instead of starting a factor
   Ast ast_;
 };
 
@@ -579,6 +655,7 @@ absl::StatusOr<Ast> ParseAnswer(absl::string_view answer, Budget* budget) {
   }
   LexOptions lex_options;
   lex_options.thousands_commas = LooksLikeThousandsNumber(answer);
+  lex_options.thousands_spaces = LooksLikeSpacedThousandsNumber(answer);
   SFPO_ASSIGN_OR_RETURN(std::vector<Token> tokens, Lex(answer, lex_options, budget));
   if (tokens.empty()) return absl::InvalidArgumentError("empty answer");
   StripTrailingWords(&tokens);

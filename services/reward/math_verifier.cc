@@ -26,8 +26,8 @@ VerifyResult ErrorResult(const absl::Status& status, std::string extracted,
   return r;
 }
 
-// A loose textual key for answers that are not math: case, spaces, $, braces and \text-like
-// wrappers do not matter.
+// A loose textual key for answers that are not math: case, $, braces, \text-like wrappers and
+// the amount of whitespace do not matter (whether there is any does).
 std::string TextKey(absl::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -45,12 +45,15 @@ std::string TextKey(absl::string_view s) {
       out.push_back(c);
       continue;
     }
-    if (absl::ascii_isspace(static_cast<unsigned char>(c)) || c == '$' || c == '{' || c == '}') {
+    if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
+      // Runs of space count as one, so "1 2" stays apart from "12".
+      if (!out.empty() && out.back() != ' ') out.push_back(' ');
       continue;
     }
+    if (c == '$' || c == '{' || c == '}') continue;
     out.push_back(absl::ascii_tolower(static_cast<unsigned char>(c)));
   }
-  while (!out.empty() && out.back() == '.') out.pop_back();
+  while (!out.empty() && (out.back() == '.' || out.back() == ' ')) out.pop_back();
   return out;
 }
 
