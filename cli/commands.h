@@ -16,6 +16,8 @@ using CommandTable = std::vector<std::pair<CLI::App*, CommandBody>>;
 void AddVersionCommand(CLI::App* root, CommandTable* table);
 void AddServiceCommands(CLI::App* root, CommandTable* table);  // learner, rollout, reward
 void AddLocalCommand(CLI::App* root, CommandTable* table);
+void AddSftCommand(CLI::App* root, CommandTable* table);
+void AddBenchLearnerCommand(CLI::App* root, CommandTable* table);  // bench learner
 
 }  // namespace sfpo
 

@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   sfpo::AddVersionCommand(&app, &table);
   sfpo::AddServiceCommands(&app, &table);
   sfpo::AddLocalCommand(&app, &table);
+  sfpo::AddSftCommand(&app, &table);
+  sfpo::AddBenchLearnerCommand(&app, &table);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
