@@ -19,6 +19,8 @@ void AddLocalCommand(CLI::App* root, CommandTable* table);
 void AddPlotCommand(CLI::App* root, CommandTable* table);
 void AddRewardCheckCommand(CLI::App* root, CommandTable* table);  // after AddServiceCommands
 void AddBenchGenerateCommand(CLI::App* root, CommandTable* table);  // bench generate
+void AddSftCommand(CLI::App* root, CommandTable* table);
+void AddBenchLearnerCommand(CLI::App* root, CommandTable* table);  // bench learner
 
 }  // namespace sfpo
 

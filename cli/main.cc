@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   sfpo::AddPlotCommand(&app, &table);
   sfpo::AddRewardCheckCommand(&app, &table);
   sfpo::AddBenchGenerateCommand(&app, &table);
+  sfpo::AddSftCommand(&app, &table);
+  sfpo::AddBenchLearnerCommand(&app, &table);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
