@@ -129,15 +129,6 @@ int RunBenchGenerate(const BenchGenerateFlags& f) {
   return 0;
 }
 
-// The `bench` parent, shared with other `sfpo bench ...` tools.
-CLI::App* BenchCommand(CLI::App* root) {
-  for (CLI::App* sub : root->get_subcommands([](CLI::App*) { return true; })) {
-    if (sub->get_name() == "bench") return sub;
-  }
-  CLI::App* bench = root->add_subcommand("bench", "Benchmarks");
-  bench->require_subcommand(1);
-  return bench;
-}
 
 }  // namespace
 

@@ -172,15 +172,6 @@ absl::Status RunBench(const BenchLearnerFlags& f) {
   return absl::OkStatus();
 }
 
-// `bench` is shared with other benchmarks: find it or add it.
-CLI::App* BenchCommand(CLI::App* root) {
-  for (CLI::App* sub : root->get_subcommands([](CLI::App*) { return true; })) {
-    if (sub->get_name() == "bench") return sub;
-  }
-  CLI::App* bench = root->add_subcommand("bench", "Benchmarks");
-  bench->require_subcommand(1);
-  return bench;
-}
 
 }  // namespace
 

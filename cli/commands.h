@@ -13,6 +13,9 @@ namespace sfpo {
 // (subcommand, body) pairs; main runs the body whose subcommand was parsed.
 using CommandTable = std::vector<std::pair<CLI::App*, CommandBody>>;
 
+// The `bench` parent command, created by whichever benchmark registers first.
+CLI::App* BenchCommand(CLI::App* root);
+
 void AddVersionCommand(CLI::App* root, CommandTable* table);
 void AddServiceCommands(CLI::App* root, CommandTable* table);  // learner, rollout, reward
 void AddLocalCommand(CLI::App* root, CommandTable* table);

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "cli/commands.h"
 #include "absl/time/clock.h"
 
 namespace sfpo {
@@ -12,6 +13,15 @@ namespace {
 std::atomic<bool> g_shutdown{false};
 extern "C" void OnShutdownSignal(int) { g_shutdown.store(true); }
 }  // namespace
+
+CLI::App* BenchCommand(CLI::App* root) {
+  for (CLI::App* sub : root->get_subcommands([](CLI::App*) { return true; })) {
+    if (sub->get_name() == "bench") return sub;
+  }
+  CLI::App* bench = root->add_subcommand("bench", "Benchmarks");
+  bench->require_subcommand(1);
+  return bench;
+}
 
 void AddConfigFlags(CLI::App* app, ConfigFlags* flags) {
   app->add_option("--config", flags->config_file, "YAML run config (defaults when omitted)");
