@@ -49,15 +49,21 @@ double DistanceToSaved(const std::vector<at::Tensor>& params,
                        const std::vector<at::Tensor>& theta0) {
   torch::NoGradGuard no_grad;
   double sum = 0;
+  at::Tensor scratch;  // one chunk-sized buffer, reused (per dtype)
   for (size_t i = 0; i < params.size(); ++i) {
     const at::Tensor a = params[i].detach().reshape({-1});
     const at::Tensor b = theta0[i].reshape({-1});
+    if (!scratch.defined() || scratch.scalar_type() != a.scalar_type() ||
+        scratch.device() != a.device()) {
+      scratch = torch::empty({std::min(kDistanceChunk, a.numel())}, a.options());
+    }
     for (int64_t start = 0; start < a.numel(); start += kDistanceChunk) {
       const int64_t len = std::min(kDistanceChunk, a.numel() - start);
-      sum += (a.narrow(0, start, len) - b.narrow(0, start, len))
-                 .square()
-                 .sum(torch::kFloat64)
-                 .item<double>();
+      if (scratch.numel() < len) scratch = torch::empty({len}, a.options());
+      at::Tensor diff = scratch.narrow(0, 0, len);
+      at::sub_out(diff, a.narrow(0, start, len), b.narrow(0, start, len));
+      const double norm = diff.norm().item<double>();
+      sum += norm * norm;
     }
   }
   return std::sqrt(sum);
