@@ -17,6 +17,8 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
+#include "common/tasks.h"
+#include "services/learner/evaluator.h"
 #include "common/logging.h"
 #include "common/model.h"
 #include "common/model_arch.h"
@@ -33,6 +35,7 @@ struct SftFlags {
   ConfigFlags config;
   std::string out;
   std::string data;  // JSONL file; default: data.task when it is a file
+  int64_t eval_prompts = 1000;
   std::string init;  // default: model.init
   int64_t steps = 1000;
   int64_t batch = 64;
@@ -106,17 +109,26 @@ absl::Status RunSftCommand(const SftFlags& flags) {
   const uint64_t seed = static_cast<uint64_t>(flags.seed >= 0 ? flags.seed : config.run.seed);
   torch::manual_seed(seed);
 
+  // Data: --data FILE.jsonl, else data.task (a JSONL file, or a built-in task's solutions).
   std::string data_path = flags.data;
-  if (data_path.empty()) {
-    if (!std::filesystem::is_regular_file(config.data.task)) {
-      return absl::UnimplementedError(absl::StrCat(
-          "data.task '", config.data.task,
-          "' is not a JSONL file and built-in task generators are not wired into sft yet; pass "
-          "--data FILE.jsonl of {\"prompt\", \"completion\"}"));
-    }
+  if (data_path.empty() && std::filesystem::is_regular_file(config.data.task)) {
     data_path = config.data.task;
   }
-  SFPO_ASSIGN_OR_RETURN(std::vector<SftText> data, ReadJsonl(data_path));
+  std::function<absl::StatusOr<SftText>(int64_t)> source;
+  std::unique_ptr<ShuffledSource> shuffled;
+  std::shared_ptr<Task> task;
+  if (!data_path.empty()) {
+    SFPO_ASSIGN_OR_RETURN(std::vector<SftText> data, ReadJsonl(data_path));
+    shuffled = std::make_unique<ShuffledSource>(std::move(data), seed);
+    source = [&shuffled](int64_t i) { return (*shuffled)(i); };
+  } else {
+    SFPO_ASSIGN_OR_RETURN(task, CreateTask(config.data.task));
+    data_path = "built-in task " + config.data.task;
+    source = [task, seed](int64_t i) -> absl::StatusOr<SftText> {
+      Problem p = task->TrainProblem(seed, static_cast<uint64_t>(i));
+      return SftText{p.prompt, p.solution};
+    };
+  }
 
   SFPO_ASSIGN_OR_RETURN(ModelArch arch, LoadModelArch(config.model.config));
   std::unique_ptr<Tokenizer> tokenizer = MakeCharTokenizer();
@@ -144,11 +156,10 @@ absl::Status RunSftCommand(const SftFlags& flags) {
   options.batch = flags.batch;
   options.lr = flags.lr;
   options.warmup_steps = flags.warmup;
-  ShuffledSource source(std::move(data), seed);
   SFPO_LOG(INFO) << "sft: " << ParameterCount(arch) << " parameters, " << flags.steps
                  << " steps of " << flags.batch << " examples from " << data_path;
   SFPO_RETURN_IF_ERROR(RunSft(
-      policy.ptr(), *tokenizer, [&](int64_t i) { return source(i); }, options,
+      policy.ptr(), *tokenizer, source, options,
       [&](const SftStepLog& s) {
         nlohmann::json j = {{"step", s.step},         {"loss", s.loss},
                             {"token_accuracy", s.token_accuracy},
@@ -168,6 +179,18 @@ absl::Status RunSftCommand(const SftFlags& flags) {
     if (!cfg.good()) return absl::InternalError(absl::StrCat("cannot write ", flags.out, "/config.json"));
   }
   std::cout << "sft: wrote " << flags.out << "/model.safetensors" << std::endl;
+  if (task != nullptr && flags.eval_prompts > 0) {
+    EvaluatorOptions eo;
+    eo.model_config = config.model.config;
+    eo.task = config.data.task;
+    eo.problems = flags.eval_prompts;
+    eo.max_new_tokens = static_cast<int32_t>(config.rollout.max_new_tokens);
+    eo.seed = seed;
+    SFPO_ASSIGN_OR_RETURN(std::unique_ptr<Evaluator> evaluator, Evaluator::Create(eo));
+    SFPO_ASSIGN_OR_RETURN(EvalReport report, evaluator->EvaluateCheckpoint(flags.out));
+    std::cout << "sft: held-out accuracy on " << flags.eval_prompts << " problems: sampled "
+              << report.sampled_accuracy << ", greedy " << report.greedy_accuracy << std::endl;
+  }
   return absl::OkStatus();
 }
 
@@ -187,6 +210,9 @@ void AddSftCommand(CLI::App* root, CommandTable* table) {
   sft->add_option("--lr", flags->lr, "Peak learning rate (cosine to 10%)")->capture_default_str();
   sft->add_option("--warmup", flags->warmup, "Linear warmup steps")->capture_default_str();
   sft->add_option("--seed", flags->seed, "Seed for init and data order (default: run.seed)");
+  sft->add_option("--eval-prompts", flags->eval_prompts,
+                  "Held-out problems to evaluate after training (built-in tasks; 0: skip)")
+      ->capture_default_str();
   sft->add_option("--log-every", flags->log_every, "Log every N steps")->capture_default_str();
   table->emplace_back(sft, [flags] {
     absl::Status status = RunSftCommand(*flags);
