@@ -17,7 +17,7 @@ absl::StatusOr<std::unique_ptr<LearnerLoop>> LearnerLoop::Create(
     LearnerLoopOptions options, std::unique_ptr<PolicyUpdater> updater, LeaseTable* leases,
     WeightBoard* board, LearnerMetrics* metrics) {
   SFPO_CHECK(updater != nullptr && leases != nullptr && board != nullptr);
-  SFPO_ASSIGN_OR_RETURN(std::unique_ptr<StepLog> log, StepLog::Open(options.output_dir));
+  SFPO_ASSIGN_OR_RETURN(std::unique_ptr<StepLog> log, StepLog::Open(options.output_dir, options.resume));
   return std::unique_ptr<LearnerLoop>(new LearnerLoop(
       std::move(options), std::move(updater), leases, board, metrics, std::move(log)));
 }
@@ -97,6 +97,7 @@ absl::Status LearnerLoop::Start() {
     if (restored.ok()) {
       start_step = restored->first;
       SFPO_RETURN_IF_ERROR(RestoreExtra(restored->second));
+      SFPO_RETURN_IF_ERROR(log_->TruncateAfter(start_step));
       SFPO_LOG(INFO) << "resumed from step " << start_step << ", policy version " << version_;
     } else if (!absl::IsNotFound(restored.status())) {
       return restored.status();

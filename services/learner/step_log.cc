@@ -46,22 +46,51 @@ std::string StepRecordToJson(const StepRecord& r) {
   return j.dump();
 }
 
-absl::StatusOr<std::unique_ptr<StepLog>> StepLog::Open(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<StepLog>> StepLog::Open(const std::string& dir, bool append) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   const std::string path = (std::filesystem::path(dir) / "steps.jsonl").string();
-  std::FILE* f = std::fopen(path.c_str(), "a");
+  std::FILE* f = std::fopen(path.c_str(), append ? "a" : "w");
   if (f == nullptr) return absl::UnavailableError(absl::StrCat("cannot open step log ", path));
   return std::unique_ptr<StepLog>(new StepLog(f, path));
 }
 
-StepLog::~StepLog() { std::fclose(file_); }
+StepLog::~StepLog() {
+  if (file_ != nullptr) std::fclose(file_);
+}
 
 absl::Status StepLog::Append(const StepRecord& record) {
   const std::string line = StepRecordToJson(record) + "\n";
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
     return absl::UnavailableError(absl::StrCat("cannot write step log ", path_));
   }
+  return absl::OkStatus();
+}
+
+absl::Status StepLog::TruncateAfter(int64_t step) {
+  std::FILE* in = std::fopen(path_.c_str(), "r");
+  if (in == nullptr) return absl::UnavailableError(absl::StrCat("cannot read step log ", path_));
+  std::string kept;
+  char* line = nullptr;
+  size_t cap = 0;
+  ssize_t n;
+  while ((n = getline(&line, &cap, in)) > 0) {
+    nlohmann::json j = nlohmann::json::parse(line, line + n, nullptr, /*allow_exceptions=*/false);
+    // A torn last line (crash mid-write) or a later step is dropped.
+    if (j.is_discarded() || !j.contains("step") || !j["step"].is_number_integer()) continue;
+    if (j["step"].get<int64_t>() <= step) kept.append(line, n);
+  }
+  std::free(line);
+  std::fclose(in);
+  const std::string tmp = path_ + ".tmp";
+  std::FILE* out = std::fopen(tmp.c_str(), "w");
+  if (out == nullptr || std::fwrite(kept.data(), 1, kept.size(), out) != kept.size() ||
+      std::fclose(out) != 0 || std::rename(tmp.c_str(), path_.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot rewrite step log ", path_));
+  }
+  std::fclose(file_);
+  file_ = std::fopen(path_.c_str(), "a");
+  if (file_ == nullptr) return absl::UnavailableError(absl::StrCat("cannot reopen ", path_));
   return absl::OkStatus();
 }
 

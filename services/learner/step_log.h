@@ -46,10 +46,13 @@ std::string StepRecordToJson(const StepRecord& record);
 // Appends records to <dir>/steps.jsonl, flushing each line. Not thread-safe.
 class StepLog {
  public:
-  // Creates `dir` if needed. UNAVAILABLE naming the path when it cannot be opened.
-  static absl::StatusOr<std::unique_ptr<StepLog>> Open(const std::string& dir);
+  // Creates `dir` if needed; appends to an existing log when `append` (a resumed run), else
+  // starts it afresh. UNAVAILABLE naming the path when it cannot be opened.
+  static absl::StatusOr<std::unique_ptr<StepLog>> Open(const std::string& dir, bool append);
   ~StepLog();
   absl::Status Append(const StepRecord& record);
+  // Drops records of steps after `step` (a resumed run repeats them), atomically.
+  absl::Status TruncateAfter(int64_t step);
   const std::string& path() const { return path_; }
 
  private:
