@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: warm-start the base policy once (sfpo sft, ~2 minutes on one core), then run
+# `make demo`: warm-start the base policy once (sfpo sft, under a minute on one core), then run
 # the whole system on loopback (sfpo local: learner, 2 rollout workers, 1 verifier) with SFPO,
 # printing a progress line per step and held-out accuracy every 5 steps.
 set -euo pipefail
@@ -9,7 +9,7 @@ BASE=runs/base-countdown3
 if [ ! -f "$BASE/model.safetensors" ]; then
   echo "demo: training the base policy ($BASE) with sfpo sft..." >&2
   "$SFPO" sft --config configs/demo.yaml --set model.init= --out "$BASE" \
-    --steps 1000 --batch 64 --lr 3e-3 --log-every 250 2>&1 | grep -v '^[ #]\|^[a-z_]*:$' >&2
+    --steps 300 --batch 64 --lr 3e-3 --log-every 100 2>&1 | grep -v '^[ #]\|^[a-z_]*:$' >&2
 fi
 rm -rf "$DIR"
 mkdir -p "$DIR"
