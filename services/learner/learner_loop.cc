@@ -143,6 +143,7 @@ absl::Status LearnerLoop::Run() {
     while (true) {
       if (stop_) {
         if (!checkpoint_on_stop_) return absl::CancelledError("learner stopped before serving");
+        wallclock_offset_s_ += seconds_since(run_start);  // the resumed run's clock continues
         SFPO_RETURN_IF_ERROR(Checkpoint(step));
         SFPO_LOG(INFO) << "learner: stopped at step " << step << " (checkpoint written)";
         return absl::OkStatus();
