@@ -47,6 +47,7 @@ std::string LearnerLoop::ExtraState() const {
   j["requeue"] = s.requeue;
   j["next_lease_id"] = s.next_lease_id;
   j["ledger"] = {{"leased", s.counts.leased},     {"scored", s.counts.scored},
+                 {"buffered", s.counts.buffered},
                  {"trained", s.counts.trained},   {"stale", s.counts.stale},
                  {"expired", s.counts.expired},   {"released", s.counts.released},
                  {"rejected", s.counts.rejected}, {"in_flight", s.counts.in_flight}};
@@ -82,6 +83,8 @@ absl::Status LearnerLoop::RestoreExtra(const std::string& text) {
   SFPO_RETURN_IF_ERROR(get(l, "released", s.counts.released));
   SFPO_RETURN_IF_ERROR(get(l, "rejected", s.counts.rejected));
   SFPO_RETURN_IF_ERROR(get(l, "in_flight", s.counts.in_flight));
+  // Checkpoints written before the ledger had it hold no buffered groups (exported as stale).
+  if (l.contains("buffered")) SFPO_RETURN_IF_ERROR(get(l, "buffered", s.counts.buffered));
   leases_->RestoreState(s);
   return absl::OkStatus();
 }
@@ -141,6 +144,7 @@ absl::Status LearnerLoop::Run() {
     while (true) {
       if (stop_) {
         if (!checkpoint_on_stop_) return absl::CancelledError("learner stopped before serving");
+        wallclock_offset_s_ += seconds_since(run_start);  // the resumed run's clock continues
         SFPO_RETURN_IF_ERROR(Checkpoint(step));
         SFPO_LOG(INFO) << "learner: stopped at step " << step << " (checkpoint written)";
         return absl::OkStatus();

@@ -33,7 +33,7 @@ std::vector<Lease> LeaseTable::LeaseWork(const std::string& worker_id, int max_l
                                          absl::Time now) {
   std::vector<Lease> leases;
   absl::MutexLock lock(&mu_);
-  if (closed_) return leases;
+  if (closed_ || awaiting_version_) return leases;
   const int64_t limit = int64_t{options_.batch_prompts} * (1 + options_.max_staleness);
   const int64_t deadline_ms = absl::ToUnixMillis(now + options_.lease_timeout);
   while (static_cast<int>(leases.size()) < max_leases && Unconsumed() < limit) {
@@ -157,6 +157,7 @@ absl::Status LeaseTable::Submit(const std::string& worker_id, const ScoredGroup&
                      " is outside [", version_ - options_.max_staleness, ", ", version_, "]"));
   }
   counts_.scored += out.lease.group_size;
+  counts_.buffered += out.lease.group_size;
   counts_.in_flight -= out.lease.group_size;
   finished_[group.lease_id] = absl::AlreadyExistsError("submitted");
   buffer_.emplace_back(out.cursor, AcceptedGroup{std::move(out.lease), group});
@@ -212,6 +213,7 @@ absl::StatusOr<std::vector<AcceptedGroup>> LeaseTable::TakeBatch(int count,
     while (!buffer_.empty() &&
            buffer_.front().second.group.policy_version < version_ - options_.max_staleness) {
       counts_.stale += buffer_.front().second.lease.group_size;
+      counts_.buffered -= buffer_.front().second.lease.group_size;
       Requeue(buffer_.front().first);
       buffer_.pop_front();
     }
@@ -225,9 +227,11 @@ absl::StatusOr<std::vector<AcceptedGroup>> LeaseTable::TakeBatch(int count,
   std::vector<AcceptedGroup> batch;
   batch.reserve(count);
   for (int i = 0; i < count; ++i) {
+    counts_.buffered -= buffer_.front().second.lease.group_size;
     batch.push_back(std::move(buffer_.front().second));
     buffer_.pop_front();
   }
+  if (options_.max_staleness == 0) awaiting_version_ = true;
   return batch;
 }
 
@@ -239,6 +243,7 @@ void LeaseTable::MarkTrained(int64_t samples) {
 void LeaseTable::SetVersion(int64_t version) {
   absl::MutexLock lock(&mu_);
   version_ = version;
+  awaiting_version_ = false;
 }
 
 int64_t LeaseTable::version() const {
@@ -271,7 +276,10 @@ LeaseTable::State LeaseTable::ExportState() const {
     state.counts.in_flight -= out.lease.group_size;
   }
   // Buffered groups were scored but will not be trained: the restart drops them as stale.
-  for (const auto& [cursor, group] : buffer_) state.counts.stale += group.lease.group_size;
+  for (const auto& [cursor, group] : buffer_) {
+    state.counts.stale += group.lease.group_size;
+    state.counts.buffered -= group.lease.group_size;
+  }
   return state;
 }
 
@@ -284,6 +292,7 @@ void LeaseTable::RestoreState(const State& state) {
   outstanding_.clear();
   buffer_.clear();
   finished_.clear();
+  awaiting_version_ = false;
 }
 
 }  // namespace sfpo

@@ -40,6 +40,7 @@ std::string StepRecordToJson(const StepRecord& r) {
   for (const auto& [stage, s] : r.seconds) seconds[stage] = Num(s);
   j["seconds"] = seconds;
   j["samples"] = {{"leased", r.ledger.leased},     {"scored", r.ledger.scored},
+                  {"buffered", r.ledger.buffered},
                   {"trained", r.ledger.trained},   {"stale", r.ledger.stale},
                   {"expired", r.ledger.expired},   {"released", r.ledger.released},
                   {"rejected", r.ledger.rejected}, {"in_flight", r.ledger.in_flight}};

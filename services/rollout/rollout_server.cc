@@ -52,6 +52,11 @@ struct RolloutMetrics {
                             .Help("Policy versions refused (corrupt or malformed)")
                             .Register(r)
                             .Add({})),
+        wait_weights(prometheus::BuildCounter()
+                         .Name("sfpo_rollout_wait_weights_seconds_total")
+                         .Help("Seconds without work, waiting for the next policy version")
+                         .Register(r)
+                         .Add({})),
         in_flight(prometheus::BuildGauge()
                       .Name("sfpo_rollout_leases_in_flight")
                       .Help("Leases held and not yet submitted")
@@ -63,6 +68,7 @@ struct RolloutMetrics {
   prometheus::Gauge& version;
   prometheus::Histogram& apply_seconds;
   prometheus::Counter& weight_failures;
+  prometheus::Counter& wait_weights;
   prometheus::Gauge& in_flight;
 };
 
@@ -118,6 +124,9 @@ class RolloutServerImpl final : public RolloutServer {
         m->apply_seconds.Observe(absl::ToDoubleSeconds(d));
       };
       wo.on_weights_failed = [m] { m->weight_failures.Increment(); };
+      wo.on_wait_weights = [m](absl::Duration d) {
+        m->wait_weights.Increment(absl::ToDoubleSeconds(d));
+      };
     }
     LearnerClientOptions lo;
     lo.target = o.learner_address;

@@ -161,7 +161,9 @@ void RolloutWorker::WorkLoop() {
       version = snap_.policy_version;
     }
     if (version < 0) {
+      const absl::Time wait_start = absl::Now();
       Pause(absl::Milliseconds(10));
+      if (options_.on_wait_weights) options_.on_wait_weights(absl::Now() - wait_start);
       continue;
     }
     if (draining_) break;
@@ -179,7 +181,9 @@ void RolloutWorker::WorkLoop() {
       SetState(version > reply->current_version || version < reply->current_version
                    ? "waiting_weights"
                    : "idle");
+      const absl::Time wait_start = absl::Now();
       Pause(std::min(reply->retry_after, absl::Seconds(1)));
+      if (options_.on_wait_weights) options_.on_wait_weights(absl::Now() - wait_start);
       continue;
     }
     {
@@ -193,6 +197,7 @@ void RolloutWorker::WorkLoop() {
     const int64_t newest = reply->current_version;
     int64_t deadline_ms = leases.front().deadline_unix_ms;
     for (const Lease& l : leases) deadline_ms = std::min(deadline_ms, l.deadline_unix_ms);
+    const absl::Time wait_start = absl::Now();
     while (!stop_ && (version < need || version > newest) &&
            absl::ToUnixMillis(absl::Now()) < deadline_ms) {
       SetState("waiting_weights");
@@ -201,6 +206,7 @@ void RolloutWorker::WorkLoop() {
       absl::MutexLock lock(&mu_);
       version = snap_.policy_version;
     }
+    if (options_.on_wait_weights) options_.on_wait_weights(absl::Now() - wait_start);
     if (stop_ || version < need || version > newest) {
       release(leases);
       continue;

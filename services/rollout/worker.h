@@ -96,6 +96,10 @@ struct WorkerOptions {
   std::function<void(absl::Duration generate, int64_t sequences, int64_t tokens)> on_generated;
   std::function<void(int64_t version, absl::Duration apply)> on_weights_applied;
   std::function<void()> on_weights_failed;
+  // Time the loop spent without work because the policy version it needs is not there yet:
+  // before the first version, while the learner hands out no leases (in synchronous mode: the
+  // batch is complete and the learner is training), and while leases wait for their weights.
+  std::function<void(absl::Duration)> on_wait_weights;
   uint64_t seed = 0;  // jitter
 };
 
