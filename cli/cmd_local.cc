@@ -26,6 +26,7 @@ struct LocalFlags {
   ConfigFlags config;
   std::string endpoints_file;
   double run_for_s = 0;
+  double linger_s = 0;
 };
 
 struct Endpoint {
@@ -94,19 +95,21 @@ absl::Status StartAll(const Config& config, LocalSystem* sys) {
     sys->rewards.push_back(std::move(server));
     sys->endpoints.push_back(e);
   }
+  std::string learner_address;
   {
     Endpoint e{"learner", "", ""};
     SFPO_ASSIGN_OR_RETURN(LearnerServerOptions options, BuildLearnerOptions(config));
     SFPO_ASSIGN_OR_RETURN(options.registry, NewMetrics(sys, &e.metrics));
     SFPO_ASSIGN_OR_RETURN(sys->learner, StartLearnerServer(options));
     e.grpc = absl::StrCat("127.0.0.1:", sys->learner->port());
+    learner_address = e.grpc;
     sys->endpoints.push_back(e);
   }
   for (int64_t i = 0; i < config.rollout.workers; ++i) {
     Endpoint e{"rollout", "", ""};
     SFPO_ASSIGN_OR_RETURN(RolloutServerOptions options, BuildRolloutOptions(config));
     SFPO_ASSIGN_OR_RETURN(options.registry, NewMetrics(sys, &e.metrics));
-    options.learner_address = sys->endpoints.back().grpc;
+    options.learner_address = learner_address;
     options.reward_address = reward_target;
     options.worker_id = absl::StrCat("local-worker-", i);
     SFPO_ASSIGN_OR_RETURN(auto server, StartRolloutServer(options));
@@ -136,9 +139,10 @@ int RunLocal(const LocalFlags& flags) {
     SFPO_LOG(INFO) << e.role << " grpc=" << e.grpc << " metrics=" << e.metrics;
   }
   LearnerServer* learner = sys.learner.get();
-  WaitForShutdown([learner] { return learner->done(); },
-                  flags.run_for_s > 0 ? absl::Seconds(flags.run_for_s)
-                                      : absl::InfiniteDuration());
+  const bool signalled =
+      WaitForShutdown([learner] { return learner->done(); },
+                      flags.run_for_s > 0 ? absl::Seconds(flags.run_for_s)
+                                          : absl::InfiniteDuration());
   SFPO_LOG(INFO) << "local: shutting down";
   // Let workers hear "done" (or drain) before the learner goes away.
   for (auto& w : sys.workers) w->Drain();
@@ -147,6 +151,12 @@ int RunLocal(const LocalFlags& flags) {
     for (auto& w : sys.workers) all = all && w->stopped();
     if (all) break;
     absl::SleepFor(absl::Milliseconds(50));
+  }
+  if (!signalled && flags.linger_s > 0 && learner->done()) {
+    // The workers have stopped, so every exposition is final: keep serving it for a last scrape.
+    SFPO_LOG(INFO) << "local: run finished; lingering " << flags.linger_s
+                   << " s for a last scrape (a signal ends it sooner)";
+    WaitForShutdown(nullptr, absl::Seconds(flags.linger_s));
   }
   sys.Shutdown();
   absl::Status end = learner->WaitDone();
@@ -165,6 +175,10 @@ void AddLocalCommand(CLI::App* root, CommandTable* table) {
                     "Write {\"services\": [{role, grpc, metrics}]} here once all serve");
   local->add_option("--run-for", flags->run_for_s,
                     "Stop after this many seconds (0: until the run ends or a signal)");
+  local->add_option("--linger", flags->linger_s,
+                    "After the run ends, keep serving /metrics this many seconds (or until a "
+                    "signal) for a last scrape")
+      ->check(CLI::NonNegativeNumber);
   table->emplace_back(local, [flags] { return RunLocal(*flags); });
 }
 

@@ -136,6 +136,14 @@ absl::Status LearnerLoop::Run() {
   const bool tty = isatty(STDERR_FILENO);
   auto seconds_since = [](absl::Time t) { return absl::ToDoubleSeconds(absl::Now() - t); };
   int64_t first_step = step_.load();
+  // On a terminal the progress line is rewritten in place; end it however the loop ends.
+  bool progress_open = false;
+  struct EndProgressLine {
+    const bool* open;
+    ~EndProgressLine() {
+      if (*open) std::cerr << "\n" << std::flush;
+    }
+  } end_progress_line{&progress_open};
   for (int64_t step = step_.load(); step < options_.total_steps; ++step) {
     StepRecord record;
     // wait_batch: poll in slices so a stop request is noticed.
@@ -230,8 +238,10 @@ absl::Status LearnerLoop::Run() {
     if (options_.progress) {
       const double per_step = seconds_since(run_start) / static_cast<double>(step + 1 - first_step);
       const double eta = per_step * static_cast<double>(options_.total_steps - step - 1);
-      std::cerr << (tty ? "\r\033[K" : "") << ProgressLine(record, options_.total_steps, eta)
-                << "\n" << std::flush;
+      const bool last = step + 1 == options_.total_steps;
+      std::cerr << ProgressOutput(ProgressLine(record, options_.total_steps, eta), tty, last)
+                << std::flush;
+      progress_open = tty && !last;
     }
   }
   return absl::OkStatus();

@@ -107,4 +107,9 @@ std::string ProgressLine(const StepRecord& r, int64_t total_steps, double eta_s)
       static_cast<int64_t>(eta_s) / 60, static_cast<int64_t>(eta_s) % 60);
 }
 
+std::string ProgressOutput(const std::string& line, bool terminal, bool last) {
+  if (!terminal) return line + "\n";
+  return absl::StrCat("\r\033[K", line, last ? "\n" : "");
+}
+
 }  // namespace sfpo

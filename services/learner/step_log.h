@@ -65,6 +65,11 @@ class StepLog {
 // stage, ETA.
 std::string ProgressLine(const StepRecord& record, int64_t total_steps, double eta_s);
 
+// The bytes to write for one progress line. On a terminal the line replaces the previous one in
+// place (carriage return, erase to end of line, no newline) and `last` ends it with a newline;
+// elsewhere (a file, a pipe) every line is a plain line ending in a newline.
+std::string ProgressOutput(const std::string& line, bool terminal, bool last);
+
 }  // namespace sfpo
 
 #endif  // SFPO_SERVICES_LEARNER_STEP_LOG_H_

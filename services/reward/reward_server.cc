@@ -35,6 +35,10 @@ class RewardMetrics {
                    .Name("sfpo_reward_errors_total")
                    .Help("Error verdicts, by reason (a bound, the deadline, bad input)")
                    .Register(*registry);
+    // Reasons come from the verifier and are open-ended; the two that do not depend on its
+    // messages exist from the start, so the family (and a rate over it) is there before the
+    // first error.
+    for (const char* reason : {"deadline", "internal"}) errors_->Add({{"reason", reason}});
     items_ = &prometheus::BuildCounter()
                   .Name("sfpo_reward_items_total")
                   .Help("Items scored")

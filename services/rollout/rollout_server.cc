@@ -2,6 +2,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <thread>
+
+#include "absl/synchronization/notification.h"
 #include "common/grpc_server.h"
 #include "common/status.h"
 #include "prometheus/counter.h"
@@ -37,9 +40,9 @@ struct RolloutMetrics {
                                       0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60})),
         version(prometheus::BuildGauge()
                     .Name("sfpo_rollout_policy_version")
-                    .Help("Policy version the worker generates with")
+                    .Help("Policy version the worker generates with (-1 before it has one)")
                     .Register(r)
-                    .Add({})),
+                    .Add({}, -1.0)),
         apply_seconds(prometheus::BuildHistogram()
                           .Name("sfpo_rollout_weight_apply_seconds")
                           .Help("Seconds to swap in a policy version")
@@ -144,6 +147,7 @@ class RolloutServerImpl final : public RolloutServer {
     go.services = {impl->service_.get()};
     SFPO_ASSIGN_OR_RETURN(impl->server_, GrpcServer::Start(go));
     impl->worker_->Start();
+    if (m) impl->sampler_ = std::thread([raw = impl.get(), m] { raw->SampleGauges(m); });
     return std::unique_ptr<RolloutServer>(std::move(impl));
   }
 
@@ -154,6 +158,8 @@ class RolloutServerImpl final : public RolloutServer {
   int port() const override { return server_->port(); }
   void Shutdown(absl::Duration grace) override {
     worker_->Stop();
+    if (!stop_sampler_.HasBeenNotified()) stop_sampler_.Notify();
+    if (sampler_.joinable()) sampler_.join();
     server_->Shutdown(grace);
   }
   void Wait() override { server_->Wait(); }
@@ -164,10 +170,22 @@ class RolloutServerImpl final : public RolloutServer {
 
  private:
   RolloutServerImpl() = default;
+
+  // The worker reports counts through callbacks but not its level of leases in flight, so that
+  // gauge is sampled from its snapshot (every 100 ms, and once more on the way out).
+  void SampleGauges(RolloutMetrics* m) {
+    do {
+      m->in_flight.Set(static_cast<double>(worker_->snapshot().leases_in_flight));
+    } while (!stop_sampler_.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
+    m->in_flight.Set(static_cast<double>(worker_->snapshot().leases_in_flight));
+  }
+
   std::unique_ptr<RolloutMetrics> metrics_;
   std::unique_ptr<RolloutWorker> worker_;
   std::unique_ptr<RolloutService> service_;
   std::unique_ptr<GrpcServer> server_;
+  absl::Notification stop_sampler_;
+  std::thread sampler_;  // runs SampleGauges while there are metrics; joined by Shutdown
 };
 
 }  // namespace
