@@ -160,9 +160,11 @@ class RolloutServerImpl final : public RolloutServer {
     worker_->Stop();
     if (!stop_sampler_.HasBeenNotified()) stop_sampler_.Notify();
     if (sampler_.joinable()) sampler_.join();
-    server_->Shutdown(grace);
+    if (server_) server_->Shutdown(grace);  // null when the bind failed
   }
-  void Wait() override { server_->Wait(); }
+  void Wait() override {
+    if (server_) server_->Wait();
+  }
   void Drain() override { worker_->Drain(); }
   bool stopped() const override { return worker_->stopped(); }
   absl::Status status() const override { return worker_->status(); }

@@ -160,13 +160,13 @@ void RolloutWorker::WorkLoop() {
       absl::MutexLock lock(&mu_);
       version = snap_.policy_version;
     }
+    if (draining_) break;  // also before the first version arrives
     if (version < 0) {
       const absl::Time wait_start = absl::Now();
       Pause(absl::Milliseconds(10));
       if (options_.on_wait_weights) options_.on_wait_weights(absl::Now() - wait_start);
       continue;
     }
-    if (draining_) break;
     absl::StatusOr<LeaseReply> reply = learner_->LeaseWork(options_.max_leases, version);
     if (!reply.ok()) {
       SetState("backoff");

@@ -67,7 +67,7 @@ TEST(StepRecordToJsonTest, LeavesAccuracyOutWhenNotEvaluatedAndWritesNanAsNull) 
 
 TEST(StepLogTest, AppendsOneLinePerRecord) {
   const std::string dir = testing::MakeTempDir() + "/nested/run";
-  SFPO_ASSERT_OK_AND_ASSIGN(std::unique_ptr<StepLog> log, StepLog::Open(dir));
+  SFPO_ASSERT_OK_AND_ASSIGN(std::unique_ptr<StepLog> log, StepLog::Open(dir, /*append=*/false));
   SFPO_ASSERT_OK(log->Append(Record(1)));
   SFPO_ASSERT_OK(log->Append(Record(2)));
   const std::vector<std::string> lines =
@@ -83,7 +83,7 @@ TEST(StepLogTest, UnopenableDirectoryIsUnavailableNamingThePath) {
     ASSERT_NE(f, nullptr);
     std::fclose(f);
   }
-  EXPECT_THAT(StepLog::Open(file + "/run"),
+  EXPECT_THAT(StepLog::Open(file + "/run", /*append=*/false),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr(file)));
 }
 
