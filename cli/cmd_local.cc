@@ -102,11 +102,12 @@ absl::Status StartAll(const Config& config, LocalSystem* sys) {
     e.grpc = absl::StrCat("127.0.0.1:", sys->learner->port());
     sys->endpoints.push_back(e);
   }
+  const std::string learner_address = sys->endpoints.back().grpc;
   for (int64_t i = 0; i < config.rollout.workers; ++i) {
     Endpoint e{"rollout", "", ""};
     SFPO_ASSIGN_OR_RETURN(RolloutServerOptions options, BuildRolloutOptions(config));
     SFPO_ASSIGN_OR_RETURN(options.registry, NewMetrics(sys, &e.metrics));
-    options.learner_address = sys->endpoints.back().grpc;
+    options.learner_address = learner_address;
     options.reward_address = reward_target;
     options.worker_id = absl::StrCat("local-worker-", i);
     SFPO_ASSIGN_OR_RETURN(auto server, StartRolloutServer(options));
