@@ -68,8 +68,11 @@ const PackedWeights& Payload() {
       const int64_t n = std::min(kTensorParams, params - done);
       const uint64_t nbytes = static_cast<uint64_t>(n) * 4;
       w->manifest.tensors.push_back(
-          WeightTensorInfo{absl::StrCat("model.layers.", i, ".weight"), WireDType::kF32, {n},
-                           offset, nbytes,
+          WeightTensorInfo{absl::StrCat("model.layers.", i, ".weight"),
+                           WireDType::kF32,
+                           {n},
+                           offset,
+                           nbytes,
                            Checksum(absl::string_view(*payload).substr(offset, nbytes))});
       offset += nbytes;
     }
@@ -113,8 +116,8 @@ double RawTcpSeconds(int streams) {
   for (int i = 0; i < streams; ++i) {
     threads.emplace_back([&, i] {
       for (size_t off = 0; off < bytes.size();) {
-        const ssize_t n = write(senders[i], bytes.data() + off,
-                                std::min<size_t>(bytes.size() - off, 1u << 20));
+        const ssize_t n =
+            write(senders[i], bytes.data() + off, std::min<size_t>(bytes.size() - off, 1u << 20));
         if (n <= 0) std::abort();
         off += static_cast<size_t>(n);
       }
@@ -243,9 +246,14 @@ void BM_WeightBroadcast(benchmark::State& state) {
   state.counters["fraction_of_raw"] = gbps / raw;
 }
 
-BENCHMARK(BM_RawTcp)->Arg(1)->Arg(2)->Arg(4)->Iterations(3)->UseManualTime()
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_WeightBroadcast)->Arg(1)->Arg(2)->Arg(4)->Iterations(3)->UseManualTime()
+BENCHMARK(BM_RawTcp)->Arg(1)->Arg(2)->Arg(4)->Iterations(3)->UseManualTime()->Unit(
+    benchmark::kMillisecond);
+BENCHMARK(BM_WeightBroadcast)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->Iterations(3)
+    ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace
