@@ -27,14 +27,12 @@ TEST(BadSubmitTest, MalformedAndOversizedSubmissionsAreRefusedAndTheRunCompletes
   SFPO_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SystemRun> run, SystemRun::Create());
   const std::vector<std::string> sets = {"run.total_steps=3", "rollout.lease_timeout_s=3"};
   SFPO_ASSERT_OK_AND_ASSIGN(Service reward, run->StartReward("127.0.0.1:0", kStartBound));
-  SFPO_ASSERT_OK_AND_ASSIGN(Service learner,
-                            run->StartLearner("127.0.0.1:0", sets, kStartBound));
+  SFPO_ASSERT_OK_AND_ASSIGN(Service learner, run->StartLearner("127.0.0.1:0", sets, kStartBound));
 
   // The client leases one prompt (no worker is running yet, so one is free) and then sends its
   // bad submissions.
-  SFPO_ASSERT_OK_AND_ASSIGN(
-      testing::ProcessResult probe,
-      testing::RunProcess({kPython, script, learner.address()}, kRunBound));
+  SFPO_ASSERT_OK_AND_ASSIGN(testing::ProcessResult probe,
+                            testing::RunProcess({kPython, script, learner.address()}, kRunBound));
   ASSERT_EQ(probe.exit_code, 0) << probe.err;
   const nlohmann::json out = nlohmann::json::parse(probe.out, nullptr, false);
   ASSERT_TRUE(out.is_object()) << probe.out;
@@ -59,17 +57,16 @@ TEST(BadSubmitTest, MalformedAndOversizedSubmissionsAreRefusedAndTheRunCompletes
   ASSERT_EQ(results.size(), 4u);
   for (const nlohmann::json& r : results) EXPECT_FALSE(r.value("accepted", true)) << r.dump();
   EXPECT_THAT(results[0].value("reason", ""), HasSubstr("unknown lease"));
-  EXPECT_THAT(results[1].value("reason", ""),
-              HasSubstr(absl::StrCat("expected ", kGroupSize, " completions, got ",
-                                     kGroupSize + 1)));
+  EXPECT_THAT(
+      results[1].value("reason", ""),
+      HasSubstr(absl::StrCat("expected ", kGroupSize, " completions, got ", kGroupSize + 1)));
   EXPECT_THAT(results[2].value("reason", ""), HasSubstr("out of range"));
   EXPECT_THAT(results[3].value("reason", ""), HasSubstr("logprob"));
 
   // The learner is unaffected: a worker joins (the client's lease expires and is re-leased to
   // it) and the run completes.
-  SFPO_ASSERT_OK_AND_ASSIGN(
-      Service worker,
-      run->StartWorker("w0", learner.address(), reward.address(), sets, kStartBound));
+  SFPO_ASSERT_OK_AND_ASSIGN(Service worker, run->StartWorker("w0", learner.address(),
+                                                             reward.address(), sets, kStartBound));
   SFPO_ASSERT_OK_AND_ASSIGN(testing::ProcessResult done, learner.process->Wait(kRunBound));
   EXPECT_EQ(done.exit_code, 0) << done.err;
   const std::vector<nlohmann::json> steps = run->Steps();

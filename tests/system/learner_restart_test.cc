@@ -24,12 +24,10 @@ TEST(LearnerRestartTest, ResumesFromTheSigtermCheckpointAndWorkersReconnect) {
   const std::vector<std::string> sets = {absl::StrCat("run.total_steps=", kTotalSteps),
                                          "rollout.lease_timeout_s=5"};
   SFPO_ASSERT_OK_AND_ASSIGN(Service reward, run->StartReward("127.0.0.1:0", kStartBound));
-  SFPO_ASSERT_OK_AND_ASSIGN(Service learner,
-                            run->StartLearner("127.0.0.1:0", sets, kStartBound));
+  SFPO_ASSERT_OK_AND_ASSIGN(Service learner, run->StartLearner("127.0.0.1:0", sets, kStartBound));
   const std::string learner_address = learner.address();
   SFPO_ASSERT_OK_AND_ASSIGN(
-      Service worker,
-      run->StartWorker("w0", learner_address, reward.address(), sets, kStartBound));
+      Service worker, run->StartWorker("w0", learner_address, reward.address(), sets, kStartBound));
 
   ASSERT_TRUE(PollUntil([&] { return run->Steps().size() >= 2; }, kRunBound))
       << learner.process->Stderr();
@@ -62,8 +60,8 @@ TEST(LearnerRestartTest, ResumesFromTheSigtermCheckpointAndWorkersReconnect) {
     ExpectConsistentLedger(steps[i]);
     if (i == 0) continue;
     // The ledger carries on: its monotonic counts never go back, across the restart too.
-    for (const char* key : {"leased", "scored", "trained", "stale", "expired", "released",
-                            "rejected"}) {
+    for (const char* key :
+         {"leased", "scored", "trained", "stale", "expired", "released", "rejected"}) {
       EXPECT_GE(Samples(steps[i], key), Samples(steps[i - 1], key)) << key;
     }
     EXPECT_GE(steps[i].value("wallclock_s", 0.0), steps[i - 1].value("wallclock_s", 0.0));

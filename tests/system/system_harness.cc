@@ -94,9 +94,9 @@ absl::StatusOr<Service> SystemRun::Start(std::vector<std::string> argv, absl::Du
       bound);
   err = service.process->Stderr();
   if (!announced || !std::regex_search(err, m, kServing)) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        argv[1], " did not announce its port within ", absl::FormatDuration(bound),
-        service.process->Running() ? "" : " (it exited)", "; stderr:\n", err));
+    return absl::DeadlineExceededError(
+        absl::StrCat(argv[1], " did not announce its port within ", absl::FormatDuration(bound),
+                     service.process->Running() ? "" : " (it exited)", "; stderr:\n", err));
   }
   service.port = std::stoi(m[1].str());
   return service;
@@ -112,8 +112,7 @@ absl::StatusOr<Service> SystemRun::StartLearner(const std::string& listen,
 }
 
 absl::StatusOr<Service> SystemRun::StartReward(const std::string& listen, absl::Duration bound) {
-  std::vector<std::string> argv = {"reward", "--listen", listen, "--metrics-listen",
-                                   "127.0.0.1:0"};
+  std::vector<std::string> argv = {"reward", "--listen", listen, "--metrics-listen", "127.0.0.1:0"};
   for (std::string& a : ConfigArgs({})) argv.push_back(std::move(a));
   return Start(std::move(argv), bound);
 }
@@ -123,10 +122,9 @@ absl::StatusOr<Service> SystemRun::StartWorker(const std::string& worker_id,
                                                const std::string& reward,
                                                const std::vector<std::string>& sets,
                                                absl::Duration bound) {
-  std::vector<std::string> argv = {"rollout",     "--learner",          learner,
-                                   "--reward",    reward,               "--listen",
-                                   "127.0.0.1:0", "--metrics-listen",   "127.0.0.1:0",
-                                   "--worker-id", worker_id};
+  std::vector<std::string> argv = {"rollout",     "--learner",   learner,       "--reward",
+                                   reward,        "--listen",    "127.0.0.1:0", "--metrics-listen",
+                                   "127.0.0.1:0", "--worker-id", worker_id};
   for (std::string& a : ConfigArgs(sets)) argv.push_back(std::move(a));
   return Start(std::move(argv), bound);
 }
@@ -144,8 +142,8 @@ std::vector<nlohmann::json> SystemRun::Steps() const {
 }
 
 absl::StatusOr<WorkerState> GetWorkerState(const std::string& address) {
-  auto stub = v1::RolloutWorker::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::RolloutWorker::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
   v1::GetStatusRequest request;
@@ -173,13 +171,13 @@ int64_t Samples(const nlohmann::json& line, const std::string& key) {
 void ExpectConsistentLedger(const nlohmann::json& line) {
   SCOPED_TRACE(line.dump());
   ASSERT_TRUE(line.is_object());
-  for (const char* key : {"leased", "scored", "buffered", "trained", "stale", "expired",
-                          "released", "rejected", "in_flight"}) {
+  for (const char* key : {"leased", "scored", "buffered", "trained", "stale", "expired", "released",
+                          "rejected", "in_flight"}) {
     EXPECT_GE(Samples(line, key), 0) << key;
   }
-  EXPECT_EQ(Samples(line, "leased"),
-            Samples(line, "in_flight") + Samples(line, "buffered") + Samples(line, "trained") +
-                Samples(line, "stale") + Samples(line, "expired") + Samples(line, "released"));
+  EXPECT_EQ(Samples(line, "leased"), Samples(line, "in_flight") + Samples(line, "buffered") +
+                                         Samples(line, "trained") + Samples(line, "stale") +
+                                         Samples(line, "expired") + Samples(line, "released"));
   EXPECT_GE(Samples(line, "scored"), Samples(line, "trained") + Samples(line, "buffered"));
   ASSERT_TRUE(line.contains("step") && line["step"].is_number_integer());
   ASSERT_TRUE(line.contains("rollouts_total") && line["rollouts_total"].is_number_integer());

@@ -61,8 +61,7 @@ class SystemRun {
   // Starts a role and waits (up to `bound`) until it announces its gRPC port. `listen` is a
   // host:port (port 0 picks one). Errors carry the process's stderr.
   absl::StatusOr<Service> StartLearner(const std::string& listen,
-                                       const std::vector<std::string>& sets,
-                                       absl::Duration bound);
+                                       const std::vector<std::string>& sets, absl::Duration bound);
   absl::StatusOr<Service> StartReward(const std::string& listen, absl::Duration bound);
   absl::StatusOr<Service> StartWorker(const std::string& worker_id, const std::string& learner,
                                       const std::string& reward,

@@ -28,11 +28,9 @@ TEST(VerifierAwayTest, WorkersBackOffWhileTheVerifierIsAwayAndLoseNothing) {
   const std::string reward_address = absl::StrCat("127.0.0.1:", reward_port);
   // Leases long enough to outlast the verifier's absence: nothing may expire.
   const std::vector<std::string> sets = {"run.total_steps=5", "rollout.lease_timeout_s=60"};
-  SFPO_ASSERT_OK_AND_ASSIGN(Service learner,
-                            run->StartLearner("127.0.0.1:0", sets, kStartBound));
+  SFPO_ASSERT_OK_AND_ASSIGN(Service learner, run->StartLearner("127.0.0.1:0", sets, kStartBound));
   SFPO_ASSERT_OK_AND_ASSIGN(
-      Service worker,
-      run->StartWorker("w0", learner.address(), reward_address, sets, kStartBound));
+      Service worker, run->StartWorker("w0", learner.address(), reward_address, sets, kStartBound));
 
   // 1. No verifier yet: the worker leases, generates, and backs off on Score.
   ASSERT_TRUE(PollUntil([&] { return BackingOffWithLeases(worker); }, kStartBound))

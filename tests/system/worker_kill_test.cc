@@ -26,9 +26,8 @@ TEST(WorkerKillTest, LeasesOfAKilledWorkerAreReissuedAndCountedOnce) {
       Service learner,
       run->StartLearner("127.0.0.1:0", {"run.total_steps=3", "rollout.lease_timeout_s=3"},
                         kStartBound));
-  SFPO_ASSERT_OK_AND_ASSIGN(
-      Service doomed, run->StartWorker("doomed", learner.address(), reward_address, {},
-                                       kStartBound));
+  SFPO_ASSERT_OK_AND_ASSIGN(Service doomed, run->StartWorker("doomed", learner.address(),
+                                                             reward_address, {}, kStartBound));
   WorkerState seen;
   ASSERT_TRUE(PollUntil(
       [&] {
@@ -38,7 +37,8 @@ TEST(WorkerKillTest, LeasesOfAKilledWorkerAreReissuedAndCountedOnce) {
       },
       kStartBound))
       << "the worker never held leases while the verifier was away; state " << seen.state
-      << "\nworker stderr:\n" << doomed.process->Stderr();
+      << "\nworker stderr:\n"
+      << doomed.process->Stderr();
   // A worker leases at most batch_prompts; this one holds all of them.
   EXPECT_EQ(seen.leases_in_flight, kBatchPrompts);
   ASSERT_TRUE(doomed.process->Signal(SIGKILL));
@@ -46,9 +46,8 @@ TEST(WorkerKillTest, LeasesOfAKilledWorkerAreReissuedAndCountedOnce) {
   EXPECT_EQ(killed.term_signal, SIGKILL);
 
   SFPO_ASSERT_OK_AND_ASSIGN(Service reward, run->StartReward(reward_address, kStartBound));
-  SFPO_ASSERT_OK_AND_ASSIGN(
-      Service survivor, run->StartWorker("survivor", learner.address(), reward_address, {},
-                                         kStartBound));
+  SFPO_ASSERT_OK_AND_ASSIGN(Service survivor, run->StartWorker("survivor", learner.address(),
+                                                               reward_address, {}, kStartBound));
   SFPO_ASSERT_OK_AND_ASSIGN(testing::ProcessResult done, learner.process->Wait(kRunBound));
   EXPECT_EQ(done.exit_code, 0) << done.err;
 
