@@ -105,7 +105,6 @@ absl::Status StartAll(const Config& config, LocalSystem* sys) {
     learner_address = e.grpc;
     sys->endpoints.push_back(e);
   }
-  const std::string learner_address = sys->endpoints.back().grpc;
   for (int64_t i = 0; i < config.rollout.workers; ++i) {
     Endpoint e{"rollout", "", ""};
     SFPO_ASSIGN_OR_RETURN(RolloutServerOptions options, BuildRolloutOptions(config));
