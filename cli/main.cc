@@ -6,6 +6,7 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
+#include "common/allocator.h"
 
 namespace {
 // gRPC's own log lines (e.g. a failed bind) would precede our one-line error; show them only
@@ -19,6 +20,7 @@ void GrpcLog(gpr_log_func_args* args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sfpo::KeepFreedMemory();
   gpr_set_log_function(GrpcLog);
   CLI::App app{"sfpo: distributed SFPO/GRPO post-training (learner, rollout workers, verifiers)",
                "sfpo"};

@@ -1,7 +1,6 @@
 #include "common/torch_util.h"
 
 #include <ATen/Parallel.h>
-#include <malloc.h>
 #include <torch/cuda.h>
 
 namespace sfpo {
@@ -19,11 +18,6 @@ absl::StatusOr<c10::Device> ResolveDevice(const std::string& name) {
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown device \"", name, "\" (auto, cpu, cuda or cuda:N)"));
-}
-
-void KeepFreedTensorMemory() {
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 void SetTorchThreads(int threads) {

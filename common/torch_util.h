@@ -63,13 +63,6 @@ auto TorchCallOr(F&& f) -> absl::StatusOr<
 // names; UNAVAILABLE for cuda without a CUDA device.
 absl::StatusOr<c10::Device> ResolveDevice(const std::string& name);
 
-// Makes glibc keep freed tensor buffers for reuse (mmap threshold 32 MiB, trim threshold
-// 1 GiB) instead of returning them to the kernel, so the next same-sized allocation does not
-// fault its pages in again: on virtual machines that doubles the speed of a decode loop that
-// allocates activations every step. Process-wide and idempotent; the memory stays with the
-// process for reuse.
-void KeepFreedTensorMemory();
-
 // Sets Torch's intra-op threads (and OpenMP/BLAS through it) when `threads` > 0.
 void SetTorchThreads(int threads);
 

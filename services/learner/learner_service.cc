@@ -2,7 +2,12 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <string>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "prometheus/counter.h"
@@ -10,9 +15,16 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "services/learner/learner_convert.h"
+#include "services/learner/weights_wire.h"
 
 namespace sfpo {
 namespace {
+
+// A stream refused at the start: finishes with its status and frees itself.
+class RejectedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  void OnDone() override { delete this; }
+};
 
 }  // namespace
 
@@ -27,8 +39,8 @@ struct LearnerService::Metrics {
                          .Name("sfpo_weight_sync_seconds")
                          .Help("Seconds to stream one policy version to one worker")
                          .Register(r)
-                         .Add({}, prometheus::Histogram::BucketBoundaries{
-                                      0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30})),
+                         .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05,
+                                                                          0.1, 0.5, 1, 5, 10, 30})),
         subscribers(prometheus::BuildGauge()
                         .Name("sfpo_weight_subscribers")
                         .Help("Open WatchWeights streams")
@@ -98,48 +110,114 @@ grpc::Status LearnerService::ReleaseLeases(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status LearnerService::WatchWeights(grpc::ServerContext* context,
-                                          const v1::WatchWeightsRequest* request,
-                                          grpc::ServerWriter<v1::WeightsMessage>* writer) {
-  if (metrics_) metrics_->subscribers.Increment();
-  struct Leave {
-    Metrics* m;
-    ~Leave() {
-      if (m) m->subscribers.Decrement();
-    }
-  } leave{metrics_.get()};
-  int64_t have = request->have_version();
-  while (!context->IsCancelled()) {
-    std::shared_ptr<const PackedWeights> w = options_.board->WaitNewer(have, absl::Seconds(1));
-    if (w == nullptr) {
-      if (options_.board->closed()) return grpc::Status::OK;
-      continue;
-    }
-    const absl::Time start = absl::Now();
-    v1::WeightsMessage message;
-    ManifestToProto(w->manifest, message.mutable_manifest());
-    if (!writer->Write(message)) return grpc::Status(grpc::StatusCode::CANCELLED, "peer gone");
-    const std::string& payload = *w->payload;
-    for (uint64_t off = 0; off < payload.size(); off += w->manifest.chunk_bytes) {
-      v1::WeightsMessage chunk_message;
-      v1::WeightChunk* chunk = chunk_message.mutable_chunk();
-      chunk->set_version(w->manifest.version);
-      chunk->set_offset(off);
-      chunk->mutable_data()->assign(payload, off, w->manifest.chunk_bytes);
-      if (options_.chunk_filter) {
-        options_.chunk_filter(w->manifest.version, off, chunk->mutable_data());
-      }
-      if (!writer->Write(chunk_message)) {
-        return grpc::Status(grpc::StatusCode::CANCELLED, "peer gone");
-      }
-    }
-    have = w->manifest.version;
-    if (metrics_) {
-      metrics_->publish_bytes.Increment(static_cast<double>(payload.size()));
-      metrics_->sync_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
-    }
+// One WatchWeights stream: a thread waits for new versions on the board and writes each as a
+// manifest then chunks, one write in flight at a time (gRPC's flow control paces it).
+class LearnerService::WeightStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  WeightStream(LearnerService* service, int64_t have_version)
+      : service_(service), have_(have_version) {
+    if (service_->metrics_) service_->metrics_->subscribers.Increment();
+    thread_ = std::thread([this] { Run(); });
   }
-  return grpc::Status::OK;
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    write_ok_ = ok;
+    writing_ = false;
+  }
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+  }
+  void OnDone() override {
+    if (service_->metrics_) service_->metrics_->subscribers.Decrement();
+    if (std::this_thread::get_id() == thread_.get_id()) {
+      thread_.detach();
+    } else {
+      thread_.join();
+    }
+    delete this;
+  }
+
+ private:
+  bool cancelled() {
+    absl::MutexLock lock(&mu_);
+    return cancelled_;
+  }
+
+  // Writes one message and waits for it to complete; false once the peer is gone.
+  bool Send(const grpc::ByteBuffer& message) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_) return false;
+      writing_ = true;
+    }
+    buffer_ = message;
+    StartWrite(&buffer_);
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](bool* writing) { return !*writing; }, &writing_));
+    return write_ok_;
+  }
+
+  void Run() {
+    const LearnerServiceOptions& options = service_->options_;
+    while (!cancelled()) {
+      std::shared_ptr<const PackedWeights> w = options.board->WaitNewer(have_, absl::Seconds(1));
+      if (w == nullptr) {
+        if (options.board->closed()) break;
+        continue;
+      }
+      const absl::Time start = absl::Now();
+      if (!Send(EncodeWeightManifest(w->manifest))) return Finish(Gone());
+      const std::string& payload = *w->payload;
+      const uint64_t chunk_bytes = w->manifest.chunk_bytes;
+      for (uint64_t off = 0; off < payload.size(); off += chunk_bytes) {
+        absl::string_view data = absl::string_view(payload).substr(off, chunk_bytes);
+        grpc::ByteBuffer message;
+        if (options.chunk_filter) {
+          std::string copy(data);
+          options.chunk_filter(w->manifest.version, off, &copy);
+          message = EncodeWeightChunk(w->manifest.version, off, copy, nullptr);
+        } else {
+          message = EncodeWeightChunk(w->manifest.version, off, data, w->payload);
+        }
+        if (!Send(message)) return Finish(Gone());
+      }
+      have_ = w->manifest.version;
+      if (service_->metrics_) {
+        service_->metrics_->publish_bytes.Increment(static_cast<double>(payload.size()));
+        service_->metrics_->sync_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+      }
+    }
+    Finish(cancelled() ? Gone() : grpc::Status::OK);
+  }
+
+  static grpc::Status Gone() { return grpc::Status(grpc::StatusCode::CANCELLED, "peer gone"); }
+
+  LearnerService* const service_;
+  int64_t have_;
+  grpc::ByteBuffer buffer_;  // the message being written
+  std::thread thread_;
+  absl::Mutex mu_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_ok_ ABSL_GUARDED_BY(mu_) = true;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* LearnerService::WatchWeights(
+    grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* request) {
+  v1::WatchWeightsRequest parsed;
+  grpc::ByteBuffer copy(*request);
+  grpc::Status status =
+      grpc::SerializationTraits<v1::WatchWeightsRequest>::Deserialize(&copy, &parsed);
+  if (!status.ok()) {
+    auto* reactor = new RejectedStream();
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "WatchWeights: malformed WatchWeightsRequest"));
+    return reactor;
+  }
+  return new WeightStream(this, parsed.have_version());
 }
 
 }  // namespace sfpo

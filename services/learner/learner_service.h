@@ -28,7 +28,11 @@ struct LearnerServiceOptions {
   std::function<void(int64_t version, uint64_t offset, std::string* data)> chunk_filter;
 };
 
-class LearnerService final : public v1::Learner::Service {
+// WatchWeights is served raw (callback API, ByteBuffer): each chunk message is a few header
+// bytes plus a slice that references the version's shared payload, so no subscriber copies the
+// payload on the learner's side. The bytes on the wire are the ordinary v1::WeightsMessage.
+class LearnerService final
+    : public v1::Learner::WithRawCallbackMethod_WatchWeights<v1::Learner::Service> {
  public:
   explicit LearnerService(LearnerServiceOptions options);
   ~LearnerService() override;
@@ -37,14 +41,14 @@ class LearnerService final : public v1::Learner::Service {
                          v1::LeaseWorkResponse* response) override;
   grpc::Status SubmitGroups(grpc::ServerContext* context, const v1::SubmitGroupsRequest* request,
                             v1::SubmitGroupsResponse* response) override;
-  grpc::Status ReleaseLeases(grpc::ServerContext* context,
-                             const v1::ReleaseLeasesRequest* request,
+  grpc::Status ReleaseLeases(grpc::ServerContext* context, const v1::ReleaseLeasesRequest* request,
                              v1::ReleaseLeasesResponse* response) override;
-  grpc::Status WatchWeights(grpc::ServerContext* context, const v1::WatchWeightsRequest* request,
-                            grpc::ServerWriter<v1::WeightsMessage>* writer) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchWeights(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
 
  private:
   struct Metrics;
+  class WeightStream;
   LearnerServiceOptions options_;
   std::unique_ptr<Metrics> metrics_;
 };

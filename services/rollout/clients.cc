@@ -1,5 +1,6 @@
 #include "services/rollout/clients.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -7,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "services/learner/learner_convert.h"
+#include "services/learner/weights_wire.h"
 #include "sfpo/v1/learner.grpc.pb.h"
 #include "sfpo/v1/reward.grpc.pb.h"
 
@@ -42,7 +44,9 @@ class GrpcLearnerClient final : public LearnerClient {
  public:
   explicit GrpcLearnerClient(const LearnerClientOptions& options)
       : options_(options),
-        stub_(v1::Learner::NewStub(MakeChannel(options.target, options.max_message_bytes, false))) {}
+        channel_(MakeChannel(options.target, options.max_message_bytes, false)),
+        stub_(v1::Learner::NewStub(channel_)),
+        generic_(channel_) {}
 
   absl::StatusOr<LeaseReply> LeaseWork(int max_leases, int64_t worker_version) override {
     grpc::ClientContext ctx;
@@ -96,59 +100,94 @@ class GrpcLearnerClient final : public LearnerClient {
     return FromGrpc(stub_->ReleaseLeases(&ctx, request, &response), "ReleaseLeases");
   }
 
+  // WatchWeights read raw (generic call, ByteBuffer): chunk bytes are copied once, from gRPC's
+  // receive buffers straight into the assembler's payload, without a protobuf `bytes` string in
+  // between (services/learner/weights_wire.h). The messages are ordinary v1::WeightsMessage.
   absl::Status WatchWeights(int64_t have_version,
                             const std::function<void(PackedWeights)>& on_version,
                             const std::atomic<bool>& stop) override {
     grpc::ClientContext ctx;
     std::atomic<bool> ended{false};
-    // Read() blocks; a small watcher cancels the call once `stop` is set.
+    // A read blocks; a small watcher cancels the call once `stop` is set.
     std::thread canceller([&] {
       while (!ended && !stop) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       if (!ended) ctx.TryCancel();
     });
+    absl::Status result = StreamWeights(&ctx, have_version, on_version);
+    ended = true;
+    canceller.join();
+    if (!result.ok() && stop) return absl::OkStatus();
+    return result;
+  }
+
+ private:
+  // Runs one WatchWeights call to its end; UNAVAILABLE when the learner closes the stream.
+  absl::Status StreamWeights(grpc::ClientContext* ctx, int64_t have_version,
+                             const std::function<void(PackedWeights)>& on_version) {
+    grpc::CompletionQueue cq;
+    // Each operation completes before the next one starts: wait for it.
+    auto wait = [&cq]() {
+      void* tag = nullptr;
+      bool ok = false;
+      return cq.Next(&tag, &ok) && ok;
+    };
+    std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+        generic_.PrepareCall(ctx, "/sfpo.v1.Learner/WatchWeights", &cq);
+    call->StartCall(nullptr);
+    bool ok = wait();
     v1::WatchWeightsRequest request;
     request.set_worker_id(options_.worker_id);
     request.set_have_version(have_version);
-    auto reader = stub_->WatchWeights(&ctx, request);
+    grpc::ByteBuffer request_buffer;
+    bool own_buffer = false;
+    if (ok) {
+      ok = grpc::SerializationTraits<v1::WatchWeightsRequest>::Serialize(request, &request_buffer,
+                                                                         &own_buffer)
+               .ok();
+    }
+    if (ok) {
+      call->Write(request_buffer, nullptr);
+      ok = wait();
+    }
+    if (ok) {
+      call->WritesDone(nullptr);
+      ok = wait();
+    }
     WeightAssembler assembler;
-    v1::WeightsMessage message;
     absl::Status failure;
-    while (reader->Read(&message)) {
-      if (message.has_manifest()) {
-        absl::StatusOr<WeightManifest> manifest = ManifestFromProto(message.manifest());
-        if (!manifest.ok()) {
-          failure = manifest.status();
-          break;
-        }
-        failure = assembler.Begin(*manifest);
-        if (!failure.ok()) break;
-      } else if (message.has_chunk()) {
-        const v1::WeightChunk& c = message.chunk();
-        failure = assembler.AddChunk(c.version(), c.offset(), c.data());
-        if (!failure.ok()) break;
-      }
-      if (assembler.complete()) {
+    grpc::ByteBuffer message;
+    while (ok && failure.ok()) {
+      call->Read(&message, nullptr);
+      if (!wait()) break;
+      failure = DecodeWeightsMessage(&message, &assembler);
+      if (failure.ok() && assembler.complete()) {
         absl::StatusOr<PackedWeights> w = assembler.Finish();
-        if (!w.ok()) {
+        if (w.ok()) {
+          on_version(std::move(*w));
+        } else {
           failure = w.status();
-          break;
         }
-        on_version(std::move(*w));
       }
     }
-    if (!failure.ok()) ctx.TryCancel();
-    grpc::Status end = reader->Finish();
-    ended = true;
-    canceller.join();
+    if (!failure.ok()) ctx->TryCancel();
+    grpc::Status end;
+    call->Finish(&end, nullptr);
+    wait();
+    call.reset();
+    cq.Shutdown();
+    void* tag;
+    bool drained;
+    while (cq.Next(&tag, &drained)) {
+    }
     if (!failure.ok()) return failure;
-    if (stop) return absl::OkStatus();
     if (end.ok()) return absl::UnavailableError("WatchWeights: the learner closed the stream");
     return FromGrpc(end, "WatchWeights");
   }
 
- private:
   LearnerClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Learner::Stub> stub_;
+  grpc::GenericStub generic_;
 };
 
 SampleVerdict FromProtoVerdict(v1::Verdict v) {

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "common/allocator.h"
 #include "common/status.h"
 #include "common/torch_util.h"
 #include "services/rollout/sampler.h"
@@ -28,17 +29,17 @@ absl::StatusOr<std::unique_ptr<GenerationEngine>> GenerationEngine::Create(
   if (policy.is_empty()) return absl::InvalidArgumentError("engine: no policy");
   const int64_t vocab = policy->arch().vocab_size;
   if (options.eos_id < -1 || options.eos_id >= vocab) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("engine: eos_id ", options.eos_id, " is outside the vocabulary [0, ", vocab, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("engine: eos_id ", options.eos_id,
+                                                   " is outside the vocabulary [0, ", vocab, ")"));
   }
   if (options.pad_id < 0 || options.pad_id >= vocab) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("engine: pad_id ", options.pad_id, " is outside the vocabulary [0, ", vocab, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("engine: pad_id ", options.pad_id,
+                                                   " is outside the vocabulary [0, ", vocab, ")"));
   }
   if (options.max_batch_size < 1) {
     return absl::InvalidArgumentError("engine: max_batch_size must be >= 1");
   }
-  KeepFreedTensorMemory();
+  KeepFreedMemory();
   return std::unique_ptr<GenerationEngine>(new GenerationEngine(std::move(policy), options));
 }
 
@@ -49,7 +50,8 @@ absl::StatusOr<std::vector<GenerationResult>> GenerationEngine::Generate(
   for (size_t i = 0; i < requests.size(); ++i) {
     const std::vector<int32_t>& prompt = requests[i].prompt;
     if (prompt.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("engine: request ", i, " has an empty prompt"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("engine: request ", i, " has an empty prompt"));
     }
     if (static_cast<int64_t>(prompt.size()) >= arch.max_position_embeddings) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -69,8 +71,10 @@ absl::StatusOr<std::vector<GenerationResult>> GenerationEngine::Generate(
   results.reserve(requests.size());
   for (size_t begin = 0; begin < requests.size();
        begin += static_cast<size_t>(options_.max_batch_size)) {
-    const size_t end = std::min(requests.size(), begin + static_cast<size_t>(options_.max_batch_size));
-    SFPO_RETURN_IF_ERROR(TorchCall([&] { return RunBatch(requests, begin, end, sampling, &results); }));
+    const size_t end =
+        std::min(requests.size(), begin + static_cast<size_t>(options_.max_batch_size));
+    SFPO_RETURN_IF_ERROR(
+        TorchCall([&] { return RunBatch(requests, begin, end, sampling, &results); }));
   }
   return results;
 }

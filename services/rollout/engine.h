@@ -41,7 +41,7 @@ struct GenerationStats {
 class GenerationEngine {
  public:
   // INVALID_ARGUMENT for bad options (eos/pad outside the vocabulary, max_batch_size < 1).
-  // Calls KeepFreedTensorMemory() (common/torch_util.h): a process-wide allocator setting.
+  // Calls KeepFreedMemory() (common/allocator.h): a process-wide allocator setting.
   static absl::StatusOr<std::unique_ptr<GenerationEngine>> Create(Policy policy,
                                                                   const EngineOptions& options);
 
