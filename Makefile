@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 SFPO := $(BUILD)/cli/sfpo
 DEMO_DIR ?= runs/demo
 
-.PHONY: all setup configure build test demo bench clean format
+.PHONY: all setup configure build build-sfpo test demo bench clean format
 
 all: build
 
@@ -18,10 +18,14 @@ configure: setup
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# Only the binary (no tests or benchmarks): what `make demo` needs on a fresh machine.
+build-sfpo: configure
+	@cmake --build $(BUILD) --target sfpo -j $(JOBS)
+
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
-demo: build
+demo: build-sfpo
 	@scripts/demo.sh $(SFPO) $(DEMO_DIR)
 
 bench: build
