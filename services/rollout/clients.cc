@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "services/learner/learner_convert.h"
 #include "services/learner/weights_wire.h"
 #include "sfpo/v1/learner.grpc.pb.h"
@@ -122,67 +123,81 @@ class GrpcLearnerClient final : public LearnerClient {
 
  private:
   // Runs one WatchWeights call to its end; UNAVAILABLE when the learner closes the stream.
+  // Callback API: each message is decoded on the gRPC thread that completed its read (no hand-off
+  // to another thread per chunk), and the next read is started at once.
   absl::Status StreamWeights(grpc::ClientContext* ctx, int64_t have_version,
                              const std::function<void(PackedWeights)>& on_version) {
-    grpc::CompletionQueue cq;
-    // Each operation completes before the next one starts: wait for it.
-    auto wait = [&cq]() {
-      void* tag = nullptr;
-      bool ok = false;
-      return cq.Next(&tag, &ok) && ok;
-    };
-    std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
-        generic_.PrepareCall(ctx, "/sfpo.v1.Learner/WatchWeights", &cq);
-    call->StartCall(nullptr);
-    bool ok = wait();
     v1::WatchWeightsRequest request;
     request.set_worker_id(options_.worker_id);
     request.set_have_version(have_version);
-    grpc::ByteBuffer request_buffer;
+    WeightStreamReader reader(ctx, on_version);
     bool own_buffer = false;
-    if (ok) {
-      ok = grpc::SerializationTraits<v1::WatchWeightsRequest>::Serialize(request, &request_buffer,
-                                                                         &own_buffer)
-               .ok();
+    if (!grpc::SerializationTraits<v1::WatchWeightsRequest>::Serialize(request, &reader.request,
+                                                                       &own_buffer)
+             .ok()) {
+      return absl::InternalError("WatchWeights: cannot serialize the request");
     }
-    if (ok) {
-      call->Write(request_buffer, nullptr);
-      ok = wait();
-    }
-    if (ok) {
-      call->WritesDone(nullptr);
-      ok = wait();
-    }
-    WeightAssembler assembler;
-    absl::Status failure;
-    grpc::ByteBuffer message;
-    while (ok && failure.ok()) {
-      call->Read(&message, nullptr);
-      if (!wait()) break;
-      failure = DecodeWeightsMessage(&message, &assembler);
-      if (failure.ok() && assembler.complete()) {
-        absl::StatusOr<PackedWeights> w = assembler.Finish();
+    generic_.PrepareBidiStreamingCall(ctx, "/sfpo.v1.Learner/WatchWeights", grpc::StubOptions(),
+                                      &reader);
+    reader.StartWriteLast(&reader.request, grpc::WriteOptions());
+    reader.StartRead(&reader.message);
+    reader.StartCall();
+    return reader.Wait();
+  }
+
+  // Reads the stream into an assembler, handing each verified version to `on_version`.
+  class WeightStreamReader final
+      : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+   public:
+    WeightStreamReader(grpc::ClientContext* ctx,
+                       const std::function<void(PackedWeights)>& on_version)
+        : ctx_(ctx), on_version_(on_version) {}
+
+    void OnReadDone(bool ok) override {
+      if (!ok) return;  // the stream ended: OnDone follows
+      failure_ = DecodeWeightsMessage(&message, &assembler_);
+      if (failure_.ok() && assembler_.complete()) {
+        absl::StatusOr<PackedWeights> w = assembler_.Finish();
         if (w.ok()) {
-          on_version(std::move(*w));
+          on_version_(std::move(*w));
         } else {
-          failure = w.status();
+          failure_ = w.status();
         }
       }
+      if (!failure_.ok()) {
+        ctx_->TryCancel();
+        return;
+      }
+      StartRead(&message);
     }
-    if (!failure.ok()) ctx->TryCancel();
-    grpc::Status end;
-    call->Finish(&end, nullptr);
-    wait();
-    call.reset();
-    cq.Shutdown();
-    void* tag;
-    bool drained;
-    while (cq.Next(&tag, &drained)) {
+
+    void OnDone(const grpc::Status& status) override {
+      absl::MutexLock lock(&mu_);
+      end_ = status;
+      done_ = true;
     }
-    if (!failure.ok()) return failure;
-    if (end.ok()) return absl::UnavailableError("WatchWeights: the learner closed the stream");
-    return FromGrpc(end, "WatchWeights");
-  }
+
+    // Waits for the call to end; the first decoding failure, else the call's end.
+    absl::Status Wait() {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&done_));
+      if (!failure_.ok()) return failure_;
+      if (end_.ok()) return absl::UnavailableError("WatchWeights: the learner closed the stream");
+      return FromGrpc(end_, "WatchWeights");
+    }
+
+    grpc::ByteBuffer request;
+    grpc::ByteBuffer message;
+
+   private:
+    grpc::ClientContext* const ctx_;
+    const std::function<void(PackedWeights)>& on_version_;
+    WeightAssembler assembler_;
+    absl::Status failure_;  // written by reads only, read after OnDone
+    absl::Mutex mu_;
+    bool done_ ABSL_GUARDED_BY(mu_) = false;
+    grpc::Status end_ ABSL_GUARDED_BY(mu_);
+  };
 
   LearnerClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
