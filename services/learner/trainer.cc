@@ -18,6 +18,8 @@
 #include "common/torch_util.h"
 #include "nlohmann/json.hpp"
 #include "services/learner/checkpoint.h"
+#include "services/learner/distributed/collectives.h"
+#include "services/learner/distributed/data_parallel.h"
 
 namespace sfpo {
 namespace {
@@ -124,7 +126,13 @@ std::string StepDiagnosticsToJson(const StepDiagnostics& d) {
               {"fast", d.update.fast_seconds},
               {"reposition", d.update.reposition_seconds},
               {"slow", d.update.slow_seconds},
-              {"step", d.step_seconds}}}};
+              {"step", d.step_seconds}}},
+            {"ranks", d.ranks},
+            {"all_reduce_seconds", d.all_reduce_seconds},
+            {"all_reduce_bytes", d.all_reduce_bytes},
+            {"collective_seconds", d.collective_seconds},
+            {"collective_bytes", d.collective_bytes},
+            {"local_entropy", d.local_entropy}};
   return j.dump();
 }
 
@@ -137,6 +145,7 @@ struct Trainer::State {
   std::unique_ptr<torch::optim::AdamW> adam;
   std::unique_ptr<SlowFastUpdater> updater;
   std::unique_ptr<EntropyGate> gate;
+  std::unique_ptr<DataParallelUpdater> dp;  // set for data-parallel ranks
   std::mt19937_64 rng;
   int64_t step = 0;
   int64_t version = 0;
@@ -155,7 +164,8 @@ Trainer::~Trainer() = default;
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& options,
                                                          std::shared_ptr<PolicyImpl> policy,
-                                                         std::shared_ptr<PolicyImpl> reference) {
+                                                         std::shared_ptr<PolicyImpl> reference,
+                                                         Collectives* collectives) {
   if (policy == nullptr) return absl::InvalidArgumentError("trainer needs a policy");
   if (options.update.loss.kl_coef > 0 && reference == nullptr) {
     return absl::InvalidArgumentError("learner.kl_coef > 0 needs a reference policy");
@@ -195,6 +205,15 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
     state->updater = std::make_unique<SlowFastUpdater>(state->params);
     return absl::OkStatus();
   }));
+  if (collectives != nullptr) {
+    DataParallelOptions dp;
+    dp.bucket_bytes = options.bucket_bytes;
+    dp.adam_beta1 = options.adam_beta1;
+    dp.adam_beta2 = options.adam_beta2;
+    dp.adam_eps = options.adam_eps;
+    dp.weight_decay = options.weight_decay;
+    SFPO_ASSIGN_OR_RETURN(state->dp, DataParallelUpdater::Create(state->params, collectives, dp));
+  }
   return std::unique_ptr<Trainer>(new Trainer(std::move(state)));
 }
 
@@ -202,7 +221,10 @@ int64_t Trainer::step() const { return state_->step; }
 int64_t Trainer::policy_version() const { return state_->version; }
 bool Trainer::sfpo_active() const { return state_->options.sfpo && state_->gate->sfpo_active(); }
 const EntropyGateState& Trainer::gate_state() const { return state_->gate->state(); }
-int64_t Trainer::saved_parameter_bytes() const { return state_->updater->saved_bytes(); }
+int64_t Trainer::saved_parameter_bytes() const {
+  return state_->dp != nullptr ? state_->dp->saved_bytes() : state_->updater->saved_bytes();
+}
+DataParallelUpdater* Trainer::data_parallel() const { return state_->dp.get(); }
 std::shared_ptr<PolicyImpl> Trainer::policy() const { return state_->policy.ptr(); }
 
 absl::StatusOr<StepDiagnostics> Trainer::Step(RolloutBatch batch) {
@@ -243,7 +265,13 @@ absl::StatusOr<StepDiagnostics> Trainer::Step(RolloutBatch batch) {
   d.advantage_seconds = SecondsSince(t);
 
   t = Clock::now();
-  if (s.options.update.loss.kl_coef > 0) {
+  const CollectiveStats before =
+      s.dp != nullptr ? s.dp->collectives()->stats() : CollectiveStats{};
+  if (s.options.update.loss.kl_coef > 0 && s.dp != nullptr) {
+    SFPO_ASSIGN_OR_RETURN(batch.ref_logp,
+                          s.dp->SequenceLogp(s.PolicyFunction(s.reference), batch,
+                                             s.options.update.micro_batch_tokens));
+  } else if (s.options.update.loss.kl_coef > 0) {
     SFPO_ASSIGN_OR_RETURN(batch.ref_logp,
                           ComputeSequenceLogp(s.PolicyFunction(s.reference), batch,
                                               s.options.update.micro_batch_tokens));
@@ -258,6 +286,7 @@ absl::StatusOr<StepDiagnostics> Trainer::Step(RolloutBatch batch) {
   d.gate_z = s.gate->last_z();
   d.gate_fired = was_active && !s.gate->sfpo_active();
   if (!d.sfpo_active) s.updater->ReleaseSavedParameters();
+  if (!d.sfpo_active && s.dp != nullptr) s.dp->ReleaseSavedParameters();
 
   SlowFastOptions sf = s.options.slow_fast;
   if (!d.sfpo_active) sf.inner_steps = 0;
@@ -270,9 +299,22 @@ absl::StatusOr<StepDiagnostics> Trainer::Step(RolloutBatch batch) {
       return o;
     };
   }
-  SFPO_ASSIGN_OR_RETURN(d.update, s.updater->Step(s.PolicyFunction(s.policy), s.adam.get(), &batch,
-                                                  s.options.update, sf, order));
+  if (s.dp != nullptr) {
+    SFPO_ASSIGN_OR_RETURN(d.update, s.dp->Step(s.PolicyFunction(s.policy), &batch,
+                                               s.options.update, sf, order, d.lr));
+    const CollectiveStats after = s.dp->collectives()->stats();
+    d.ranks = s.dp->collectives()->world_size();
+    d.all_reduce_seconds = after.all_reduce_seconds - before.all_reduce_seconds;
+    d.all_reduce_bytes = after.all_reduce_bytes - before.all_reduce_bytes;
+    d.collective_seconds = after.seconds - before.seconds;
+    d.collective_bytes = after.bytes - before.bytes;
+    d.local_entropy = s.dp->last_local_entropy();
+  } else {
+    SFPO_ASSIGN_OR_RETURN(d.update, s.updater->Step(s.PolicyFunction(s.policy), s.adam.get(),
+                                                    &batch, s.options.update, sf, order));
+  }
   d.entropy = d.update.passes.back().entropy;
+  if (s.dp == nullptr) d.local_entropy = d.entropy;
   s.gate->Record(d.entropy);
   ++s.step;
   ++s.version;
