@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/model.h"
 #include "common/status.h"
@@ -20,6 +21,7 @@
 #include "services/learner/checkpoint.h"
 #include "services/learner/distributed/collectives.h"
 #include "services/learner/distributed/data_parallel.h"
+#include "services/learner/distributed/shard_checkpoint.h"
 
 namespace sfpo {
 namespace {
@@ -41,6 +43,87 @@ std::string OptimizerKey(const at::Tensor& p) {
 
 std::string ShapeString(c10::IntArrayRef shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+namespace fs = std::filesystem;
+
+// The moments of torch's AdamW as full flat [total] tensors (zeros for parameters without
+// state) and its step (the largest of any parameter's).
+void AdamStateToFlat(const std::vector<at::Tensor>& params, torch::optim::AdamW& adam,
+                     int64_t* step, at::Tensor* exp_avg, at::Tensor* exp_avg_sq) {
+  std::vector<at::Tensor> m, v;
+  *step = 0;
+  for (const at::Tensor& p : params) {
+    auto it = adam.state().find(OptimizerKey(p));
+    if (it == adam.state().end()) {
+      m.push_back(torch::zeros({p.numel()}, p.options().requires_grad(false)));
+      v.push_back(torch::zeros({p.numel()}, p.options().requires_grad(false)));
+      continue;
+    }
+    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    *step = std::max<int64_t>(*step, st.step());
+    m.push_back(st.exp_avg().reshape({-1}));
+    v.push_back(st.exp_avg_sq().reshape({-1}));
+  }
+  *exp_avg = torch::cat(m);
+  *exp_avg_sq = torch::cat(v);
+}
+
+// torch's AdamW state from full flat moments (none when step is 0).
+void FlatToAdamState(const std::vector<at::Tensor>& params, torch::optim::AdamW& adam, int64_t step,
+                     const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq) {
+  adam.state().clear();
+  if (step == 0) return;
+  int64_t offset = 0;
+  for (const at::Tensor& p : params) {
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(step);
+    st->exp_avg(exp_avg.narrow(0, offset, p.numel()).view(p.sizes()).to(p.options()).clone());
+    st->exp_avg_sq(exp_avg_sq.narrow(0, offset, p.numel()).view(p.sizes()).to(p.options()).clone());
+    adam.state()[OptimizerKey(p)] = std::move(st);
+    offset += p.numel();
+  }
+}
+
+// Restores the optimizer from the shard files of an "adamw-sharded" checkpoint into `dp` (a
+// data-parallel rank) or `adam` (one rank).
+absl::Status LoadShardedOptimizer(const std::string& dir, const json& opt,
+                                  const std::vector<at::Tensor>& params, torch::optim::AdamW& adam,
+                                  DataParallelUpdater* dp) {
+  const int world = opt.value("world_size", 0);
+  const int64_t bucket = opt.value("bucket_elements", int64_t{0});
+  const int64_t total = opt.value("total", int64_t{-1});
+  int64_t model_total = 0;
+  for (const at::Tensor& p : params) model_total += p.numel();
+  if (world < 1 || bucket < 1 || total != model_total) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir, "/", kTrainerStateFile, ": sharded optimizer of world size ", world, ", bucket ",
+        bucket, ", ", total, " elements does not fit this model of ", model_total, " elements"));
+  }
+  if (dp != nullptr && dp->layout().world_size == world && dp->layout().bucket_elements == bucket) {
+    const std::string path = absl::StrCat(dir, "/", ShardFileName(dp->layout().rank, world));
+    SFPO_ASSIGN_OR_RETURN(ShardState shard, ReadShardFile(path));
+    absl::Status st = dp->LoadShardState(shard);
+    if (!st.ok()) return absl::Status(st.code(), absl::StrCat(path, ": ", st.message()));
+    return absl::OkStatus();
+  }
+  std::vector<at::Tensor> m, v;
+  int64_t step = -1;
+  for (int r = 0; r < world; ++r) {
+    const std::string path = absl::StrCat(dir, "/", ShardFileName(r, world));
+    SFPO_ASSIGN_OR_RETURN(ShardState shard, ReadShardFile(path));
+    if (step >= 0 && shard.adam_step != step) {
+      return absl::DataLossError(
+          absl::StrCat(path, ": AdamW step ", shard.adam_step, ", other shards ", step));
+    }
+    step = shard.adam_step;
+    m.push_back(shard.exp_avg);
+    v.push_back(shard.exp_avg_sq);
+  }
+  SFPO_ASSIGN_OR_RETURN(at::Tensor full_m, ConsolidateShards(m, total, bucket));
+  SFPO_ASSIGN_OR_RETURN(at::Tensor full_v, ConsolidateShards(v, total, bucket));
+  if (dp != nullptr) return dp->LoadFullState(step, full_m, full_v, at::Tensor());
+  return TorchCall([&] { FlatToAdamState(params, adam, step, full_m, full_v); });
 }
 
 json PassToJson(const PassStats& p) {
@@ -357,6 +440,62 @@ absl::StatusOr<std::string> Trainer::SaveCheckpoint(const std::string& root, int
   write.root = root;
   write.step = s.step;
   write.keep_last = keep_last;
+  auto write_config = [&](const std::string& dir) -> absl::Status {
+    if (!extras.config_yaml.empty()) {
+      std::ofstream out(dir + "/config.yaml", std::ios::trunc);
+      out << extras.config_yaml;
+      if (!out.good())
+        return absl::InternalError(absl::StrCat("cannot write ", dir, "/config.yaml"));
+    }
+    return absl::OkStatus();
+  };
+  if (s.dp != nullptr) {
+    // Every rank's shard goes to a staging directory, then rank 0 writes the checkpoint with
+    // the model and moves the shards in (the manifest covers them all).
+    const ShardLayout& l = s.dp->layout();
+    Collectives* c = s.dp->collectives();
+    json files = json::array();
+    for (int r = 0; r < l.world_size; ++r) files.push_back(ShardFileName(r, l.world_size));
+    state["optimizer"] = {{"type", "adamw-sharded"},
+                          {"world_size", l.world_size},
+                          {"bucket_elements", l.bucket_elements},
+                          {"total", l.total},
+                          {"files", files}};
+    const std::string name = absl::StrFormat("step_%08d", s.step);
+    const fs::path staging = fs::path(root) / absl::StrCat(".shards.", name);
+    absl::Status local;
+    if (l.rank != 0) {
+      std::error_code ec;
+      fs::create_directories(staging, ec);
+      local = ec ? absl::InternalError(
+                       absl::StrCat("cannot create ", staging.string(), ": ", ec.message()))
+                 : WriteShardFile(s.dp->state(),
+                                  (staging / ShardFileName(l.rank, l.world_size)).string());
+    }
+    SFPO_RETURN_IF_ERROR(AgreeOnStatus(c, local, "writing the optimizer shards"));
+    absl::StatusOr<std::string> dir = (fs::path(root) / name).string();
+    if (l.rank == 0) {
+      dir = WriteCheckpoint(write, state.dump(), [&](const std::string& tmp) -> absl::Status {
+        SFPO_RETURN_IF_ERROR(SavePolicy(s.policy, tmp + "/" + kModelFile));
+        SFPO_RETURN_IF_ERROR(
+            WriteShardFile(s.dp->state(), tmp + "/" + ShardFileName(0, l.world_size)));
+        for (int r = 1; r < l.world_size; ++r) {
+          const std::string file = ShardFileName(r, l.world_size);
+          std::error_code ec;
+          fs::rename(staging / file, fs::path(tmp) / file, ec);
+          if (ec) {
+            return absl::InternalError(absl::StrCat("cannot move ", (staging / file).string(),
+                                                    " into the checkpoint: ", ec.message()));
+          }
+        }
+        return write_config(tmp);
+      });
+      std::error_code ec;
+      fs::remove_all(staging, ec);
+    }
+    SFPO_RETURN_IF_ERROR(AgreeOnStatus(c, dir.status(), "writing the checkpoint"));
+    return dir;
+  }
   return WriteCheckpoint(write, state.dump(), [&](const std::string& dir) -> absl::Status {
     SFPO_RETURN_IF_ERROR(SavePolicy(s.policy, dir + "/" + kModelFile));
     SFPO_RETURN_IF_ERROR(TorchCall([&] {
@@ -371,16 +510,17 @@ absl::StatusOr<std::string> Trainer::SaveCheckpoint(const std::string& root, int
       }
       archive.save_to(dir + "/" + kOptimizerFile);
     }));
-    if (!extras.config_yaml.empty()) {
-      std::ofstream out(dir + "/config.yaml", std::ios::trunc);
-      out << extras.config_yaml;
-      if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", dir, "/config.yaml"));
-    }
-    return absl::OkStatus();
+    return write_config(dir);
   });
 }
 
 absl::Status Trainer::LoadCheckpoint(const std::string& dir, CheckpointExtras* extras) {
+  const absl::Status local = LoadCheckpointOnThisRank(dir, extras);
+  if (state_->dp == nullptr) return local;
+  return AgreeOnStatus(state_->dp->collectives(), local, "loading the checkpoint");
+}
+
+absl::Status Trainer::LoadCheckpointOnThisRank(const std::string& dir, CheckpointExtras* extras) {
   State& s = *state_;
   SFPO_ASSIGN_OR_RETURN(std::string text, ReadCheckpointState(dir));
   const std::string where = absl::StrCat(dir, "/", kTrainerStateFile);
@@ -441,7 +581,11 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir, CheckpointExtras* e
   }
 
   SFPO_RETURN_IF_ERROR(LoadPolicy(s.policy, absl::StrCat(dir, "/", kModelFile)));
-  const json& with_state = state["optimizer"].value("params_with_state", json::array());
+  const json& opt = state["optimizer"];
+  if (opt.value("type", "adamw") == "adamw-sharded") {
+    SFPO_RETURN_IF_ERROR(LoadShardedOptimizer(dir, opt, s.params, *s.adam, s.dp.get()));
+  } else {
+  const json& with_state = opt.value("params_with_state", json::array());
   SFPO_RETURN_IF_ERROR(TorchCall([&]() -> absl::Status {
     torch::serialize::InputArchive archive;
     archive.load_from(absl::StrCat(dir, "/", kOptimizerFile));
@@ -472,6 +616,18 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir, CheckpointExtras* e
     }
     return absl::OkStatus();
   }));
+  if (s.dp != nullptr) {
+    // A one-rank checkpoint on data-parallel ranks: consolidated moments, re-sharded.
+    int64_t step = 0;
+    at::Tensor m, v;
+    SFPO_RETURN_IF_ERROR(TorchCall([&] {
+      AdamStateToFlat(s.params, *s.adam, &step, &m, &v);
+      s.adam->state().clear();
+    }));
+    SFPO_RETURN_IF_ERROR(s.dp->LoadFullState(step, m, v, at::Tensor()));
+  }
+  }
+  if (s.dp != nullptr) SFPO_RETURN_IF_ERROR(s.dp->SyncFromParameters());
   s.rng = rng;
   s.step = state["step"].get<int64_t>();
   s.version = state["policy_version"].get<int64_t>();

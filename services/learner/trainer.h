@@ -109,16 +109,25 @@ class Trainer {
   DataParallelUpdater* data_parallel() const;
 
   // Writes `root`/step_<step()> (model.safetensors, optimizer.pt, trainer_state.json and
-  // config.yaml), atomically, keeping the newest `keep_last`. Returns the directory.
+  // config.yaml), atomically, keeping the newest `keep_last`. Returns the directory. A
+  // data-parallel rank: every rank calls it (a collective); rank 0 writes the model and the
+  // state, every rank its optimizer shard (optimizer_shard_<r>_of_<N>.pt instead of
+  // optimizer.pt; `root` must be one shared directory); every rank returns the directory, or
+  // an error when any rank failed.
   absl::StatusOr<std::string> SaveCheckpoint(const std::string& root, int64_t keep_last,
                                              const CheckpointExtras& extras);
   // Restores model, optimizer, step, version, RNG and gate from `dir`; fills `extras`
   // (config_yaml stays empty). DATA_LOSS for a truncated or corrupt checkpoint,
   // INVALID_ARGUMENT naming the parameter (or field) for a checkpoint of another model or
-  // options. On error the trainer may be partly restored and should be discarded.
+  // options. On error the trainer may be partly restored and should be discarded. Restores
+  // from a checkpoint of any world size: the same world size reads its own shard (bitwise),
+  // another consolidates the shards (or the one-rank optimizer.pt) and takes its slice; a
+  // one-rank trainer consolidates a sharded checkpoint. A data-parallel rank: a collective.
   absl::Status LoadCheckpoint(const std::string& dir, CheckpointExtras* extras);
 
  private:
+  absl::Status LoadCheckpointOnThisRank(const std::string& dir, CheckpointExtras* extras);
+
   struct State;
   explicit Trainer(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;

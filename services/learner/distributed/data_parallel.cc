@@ -32,6 +32,7 @@ ShardLayout ShardLayout::Make(int64_t total, int64_t bucket_elements, int world_
   l.total = total;
   const int64_t per_bucket =
       CeilDiv(std::max<int64_t>(1, bucket_elements), world_size) * world_size;
+  l.bucket_elements = per_bucket;
   for (int64_t start = 0; start < total; start += per_bucket) {
     Bucket b;
     b.start = start;
@@ -48,6 +49,33 @@ std::pair<int64_t, int64_t> ShardLayout::Owned(const Bucket& b) const {
   const int64_t begin = b.start + std::min(b.length, rank * b.chunk);
   const int64_t end = b.start + std::min(b.length, (rank + 1) * b.chunk);
   return {begin, end};
+}
+
+absl::StatusOr<at::Tensor> ConsolidateShards(const std::vector<at::Tensor>& shards, int64_t total,
+                                             int64_t bucket_elements) {
+  const int world = static_cast<int>(shards.size());
+  if (world < 1) return absl::InvalidArgumentError("no shards to consolidate");
+  at::Tensor full;
+  SFPO_RETURN_IF_ERROR(GuardTorch("consolidate shards", [&]() -> absl::Status {
+    full = torch::zeros({total}, shards[0].options());
+    for (int r = 0; r < world; ++r) {
+      const ShardLayout l = ShardLayout::Make(total, bucket_elements, world, r);
+      const at::Tensor shard = shards[r].reshape({-1});
+      if (shard.numel() != l.shard_size) {
+        return absl::InvalidArgumentError(absl::StrCat("shard of rank ", r, " of ", world, " has ",
+                                                       shard.numel(), " elements, expected ",
+                                                       l.shard_size));
+      }
+      for (const ShardLayout::Bucket& b : l.buckets) {
+        const auto [begin, end] = l.Owned(b);
+        if (end > begin) {
+          full.narrow(0, begin, end - begin).copy_(shard.narrow(0, b.shard_offset, end - begin));
+        }
+      }
+    }
+    return absl::OkStatus();
+  }));
+  return full;
 }
 
 struct DataParallelUpdater::Impl {

@@ -45,8 +45,9 @@ struct ShardLayout {
     int64_t start = 0, length = 0, chunk = 0, shard_offset = 0;
   };
   int world_size = 1, rank = 0;
-  int64_t total = 0;       // elements of all parameters
-  int64_t shard_size = 0;  // elements of one rank's shard (padding included)
+  int64_t total = 0;            // elements of all parameters
+  int64_t bucket_elements = 0;  // per bucket (a multiple of world_size)
+  int64_t shard_size = 0;       // elements of one rank's shard (padding included)
   std::vector<Bucket> buckets;
 
   // `bucket_elements` >= 1 (rounded up to a multiple of world_size).
@@ -67,6 +68,11 @@ struct ShardState {
   at::Tensor exp_avg, exp_avg_sq;
   at::Tensor theta0;  // undefined when no copy is held (GRPO, or before the first SFPO step)
 };
+
+// The consolidated flat [total] tensor from every rank's [shard_size] shard (rank order) of a
+// layout with `bucket_elements` per bucket. INVALID_ARGUMENT when a shard has the wrong size.
+absl::StatusOr<at::Tensor> ConsolidateShards(const std::vector<at::Tensor>& shards, int64_t total,
+                                             int64_t bucket_elements);
 
 class DataParallelUpdater {
  public:

@@ -6,11 +6,15 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/model.h"
+#include "common/status.h"
 #include "common/status_matchers.h"
+#include "nlohmann/json.hpp"
 #include "services/learner/algorithm/entropy_gate.h"
 #include "services/learner/checkpoint.h"
 #include "services/learner/distributed/data_parallel.h"
@@ -210,6 +214,172 @@ TEST(DistributedTrainerTest, EveryRankSwitchesOnTheSameStepThoughOneRanksOwnEntr
     for (int s = 0; s < kSteps; ++s) {
       EXPECT_EQ(runs[r].steps[s].sfpo_active, runs[0].steps[s].sfpo_active) << "step " << s;
     }
+  }
+}
+
+// Every diagnostic except timings (and, across ranks, each rank's own entropy).
+std::string Figures(const StepDiagnostics& d, bool across_ranks = false) {
+  nlohmann::json j = nlohmann::json::parse(StepDiagnosticsToJson(d));
+  if (across_ranks) j.erase("local_entropy");
+  for (const char* key : {"seconds", "all_reduce_seconds", "collective_seconds"}) j.erase(key);
+  return j.dump();
+}
+
+// `fn(rank, trainer)` on `world` ranks whose policies start from seed 100 + rank.
+std::vector<absl::Status> WithTrainerRanks(int world, const TrainerOptions& options,
+                                           const std::function<absl::Status(int, Trainer&)>& fn) {
+  std::vector<Policy> policies;
+  for (int r = 0; r < world; ++r) policies.push_back(NewPolicy(100 + r));
+  return testing::RunGlooRanks(world, [&](int rank, Collectives* c) -> absl::Status {
+    SFPO_ASSIGN_OR_RETURN(auto t, Trainer::Create(options, policies[rank].ptr(), nullptr, c));
+    return fn(rank, *t);
+  });
+}
+
+class DistributedCheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::set_num_threads(1);
+    root_ = fs::temp_directory_path() /
+            absl::StrCat("sfpo_dist_ckpt_", getpid(), "_",
+                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  // Batches are made before any rank thread starts (RandomBatch seeds Torch's global RNG).
+  const RolloutBatch& B(uint64_t seed) {
+    auto it = batches_.find(seed);
+    SFPO_CHECK(it != batches_.end());
+    return it->second;
+  }
+  void MakeBatches(std::initializer_list<uint64_t> seeds) {
+    for (uint64_t s : seeds) batches_.emplace(s, Batch(s));
+  }
+  std::map<uint64_t, RolloutBatch> batches_;
+
+  static TrainerOptions SfpoOptions() {
+    TrainerOptions o = Options();
+    o.gate.mode = GateMode::kEntropy;
+    o.gate.window = 2;
+    o.gate.threshold = 100.0;  // evaluated every step, never fires
+    return o;
+  }
+
+  fs::path root_;
+};
+
+TEST_F(DistributedCheckpointTest, TwoRanksResumeBitwiseOnTwoAndToFloatToleranceOnOneAndThree) {
+  MakeBatches({20, 21, 22});
+  const TrainerOptions options = SfpoOptions();
+  std::vector<std::vector<torch::Tensor>> expected(2);
+  std::vector<StepDiagnostics> expected_step(2);
+  std::vector<std::string> dirs(2);
+  CheckpointExtras extras;
+  extras.data_cursor = 7;
+  extras.caller_json = R"({"ledger": [4]})";
+  std::vector<absl::Status> st = WithTrainerRanks(2, options, [&](int rank, Trainer& t) {
+    for (uint64_t b : {20, 21}) SFPO_RETURN_IF_ERROR(t.Step(B(b)).status());
+    SFPO_ASSIGN_OR_RETURN(dirs[rank], t.SaveCheckpoint(root_.string(), 3, extras));
+    SFPO_ASSIGN_OR_RETURN(expected_step[rank], t.Step(B(22)));
+    expected[rank] = Params(t);
+    return absl::OkStatus();
+  });
+  for (int r = 0; r < 2; ++r) ASSERT_THAT(st[r], IsOk()) << "rank " << r;
+  EXPECT_EQ(dirs[0], dirs[1]);
+  ASSERT_TRUE(expected_step[0].sfpo_active);
+  EXPECT_EQ(Figures(expected_step[0], true), Figures(expected_step[1], true));
+  for (const char* f : {"model.safetensors", "optimizer_shard_0_of_2.pt",
+                        "optimizer_shard_1_of_2.pt", "trainer_state.json"}) {
+    EXPECT_TRUE(fs::exists(fs::path(dirs[0]) / f)) << f;
+  }
+  EXPECT_FALSE(fs::exists(fs::path(dirs[0]) / "optimizer.pt"));
+  EXPECT_EQ(ListCheckpoints(root_.string()).size(), 1u);
+  for (const auto& entry : fs::directory_iterator(root_)) {
+    EXPECT_EQ(entry.path().filename().string().rfind(".shards", 0), std::string::npos)
+        << "staging left behind: " << entry.path();
+  }
+
+  // Same world size: bitwise.
+  std::vector<std::vector<torch::Tensor>> resumed(2);
+  std::vector<StepDiagnostics> resumed_step(2);
+  st = WithTrainerRanks(2, options, [&](int rank, Trainer& t) {
+    CheckpointExtras got;
+    SFPO_RETURN_IF_ERROR(t.LoadCheckpoint(dirs[0], &got));
+    EXPECT_EQ(got.data_cursor, 7);
+    EXPECT_EQ(t.step(), 2);
+    SFPO_ASSIGN_OR_RETURN(resumed_step[rank], t.Step(B(22)));
+    resumed[rank] = Params(t);
+    return absl::OkStatus();
+  });
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_THAT(st[r], IsOk()) << "rank " << r;
+    EXPECT_EQ(Figures(resumed_step[r]), Figures(expected_step[r])) << "rank " << r;
+    for (size_t i = 0; i < expected[r].size(); ++i) {
+      EXPECT_TRUE(torch::equal(resumed[r][i], expected[r][i])) << "rank " << r << " param " << i;
+    }
+  }
+
+  // One rank (torch's AdamW, consolidated moments): float tolerance.
+  SFPO_ASSERT_OK_AND_ASSIGN(auto one, Trainer::Create(options, NewPolicy(5).ptr()));
+  ASSERT_THAT(one->LoadCheckpoint(dirs[0], nullptr), IsOk());
+  SFPO_ASSERT_OK_AND_ASSIGN(StepDiagnostics d1, one->Step(B(22)));
+  EXPECT_NEAR(d1.entropy, expected_step[0].entropy, 1e-5);
+  EXPECT_LE(MaxDiff(Params(*one), expected[0]), 1e-5);
+
+  // Three ranks (re-sharded): float tolerance.
+  std::vector<std::vector<torch::Tensor>> three(3);
+  st = WithTrainerRanks(3, options, [&](int rank, Trainer& t) {
+    SFPO_RETURN_IF_ERROR(t.LoadCheckpoint(dirs[0], nullptr));
+    SFPO_RETURN_IF_ERROR(t.Step(B(22)).status());
+    three[rank] = Params(t);
+    return absl::OkStatus();
+  });
+  for (int r = 0; r < 3; ++r) {
+    ASSERT_THAT(st[r], IsOk()) << "rank " << r;
+    EXPECT_LE(MaxDiff(three[r], expected[0]), 1e-5) << "rank " << r;
+  }
+}
+
+TEST_F(DistributedCheckpointTest, AOneRankCheckpointResumesOnTwoRanks) {
+  MakeBatches({30, 31, 32});
+  const TrainerOptions options = SfpoOptions();
+  SFPO_ASSERT_OK_AND_ASSIGN(auto one, Trainer::Create(options, NewPolicy(1).ptr()));
+  for (uint64_t b : {30, 31}) SFPO_ASSERT_OK(one->Step(B(b)).status());
+  SFPO_ASSERT_OK_AND_ASSIGN(std::string dir, one->SaveCheckpoint(root_.string(), 3, {}));
+  SFPO_ASSERT_OK(one->Step(B(32)).status());
+  const std::vector<torch::Tensor> expected = Params(*one);
+  std::vector<std::vector<torch::Tensor>> two(2);
+  std::vector<absl::Status> st = WithTrainerRanks(2, options, [&](int rank, Trainer& t) {
+    SFPO_RETURN_IF_ERROR(t.LoadCheckpoint(dir, nullptr));
+    SFPO_RETURN_IF_ERROR(t.Step(B(32)).status());
+    two[rank] = Params(t);
+    return absl::OkStatus();
+  });
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_THAT(st[r], IsOk()) << "rank " << r;
+    EXPECT_LE(MaxDiff(two[r], expected), 1e-5) << "rank " << r;
+  }
+}
+
+TEST_F(DistributedCheckpointTest, AMissingShardFailsEveryRankNamingTheFile) {
+  MakeBatches({40});
+  const TrainerOptions options = SfpoOptions();
+  std::string dir;
+  std::vector<absl::Status> st = WithTrainerRanks(2, options, [&](int rank, Trainer& t) {
+    SFPO_RETURN_IF_ERROR(t.Step(B(40)).status());
+    SFPO_ASSIGN_OR_RETURN(std::string d, t.SaveCheckpoint(root_.string(), 3, {}));
+    if (rank == 0) dir = d;
+    return absl::OkStatus();
+  });
+  for (int r = 0; r < 2; ++r) ASSERT_THAT(st[r], IsOk()) << "rank " << r;
+  fs::resize_file(fs::path(dir) / "optimizer_shard_1_of_2.pt", 10);
+  st =
+      WithTrainerRanks(2, options, [&](int, Trainer& t) { return t.LoadCheckpoint(dir, nullptr); });
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_THAT(st[r], StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("optimizer_shard_1_of_2.pt is truncated")))
+        << "rank " << r;
   }
 }
 
