@@ -4,10 +4,12 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "cli/commands.h"
 #include "cli/factory.h"
 #include "common/logging.h"
@@ -53,23 +55,83 @@ absl::Status WriteEndpoints(const std::string& path, const std::vector<Endpoint>
   return absl::OkStatus();
 }
 
+// Learner ranks 1..N-1 (learner.ranks > 1): threads joined through Gloo on loopback, on a
+// rendezvous store this process hosts; rank 0 is the learner service.
+struct FollowerRanks {
+  std::unique_ptr<RendezvousServer> rendezvous;
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> status;
+  std::vector<std::unique_ptr<absl::Notification>> done;
+
+  absl::Status Start(const Config& config, GlooOptions* rank0) {
+    const absl::Duration timeout = absl::Seconds(120);
+    SFPO_ASSIGN_OR_RETURN(rendezvous, RendezvousServer::Start(0, timeout));
+    const int world = static_cast<int>(config.learner.ranks);
+    status.resize(world);
+    for (int r = 1; r < world; ++r) {
+      GlooOptions g;
+      g.rank = r;
+      g.world_size = world;
+      g.store_port = rendezvous->port();
+      g.device_host = "127.0.0.1";
+      g.timeout = timeout;
+      done.push_back(std::make_unique<absl::Notification>());
+      absl::Notification* finished = done.back().get();
+      threads.emplace_back([this, config, g, r, finished] {
+        status[r] = RunLearnerFollower(config, g);
+        if (!status[r].ok()) SFPO_LOG(ERROR) << status[r];
+        finished->Notify();
+      });
+    }
+    rank0->world_size = world;
+    rank0->store_port = rendezvous->port();
+    rank0->device_host = "127.0.0.1";
+    rank0->timeout = timeout;
+    return absl::OkStatus();
+  }
+
+  // After rank 0 is gone (it stops the others when its updater goes): waits a little for the
+  // followers, then closes the store, which ends any follower still waiting; joins them.
+  absl::Status Stop() {
+    for (auto& d : done) d->WaitForNotificationWithTimeout(absl::Seconds(10));
+    rendezvous.reset();
+    for (std::thread& t : threads) t.join();
+    threads.clear();
+    for (const absl::Status& s : status) {
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+};
+
 // Everything `sfpo local` runs; destroyed in reverse order of start.
 struct LocalSystem {
   std::vector<std::unique_ptr<MetricsExposer>> exposers;
   std::vector<std::unique_ptr<RewardServer>> rewards;
+  FollowerRanks followers;
   std::unique_ptr<LearnerServer> learner;
   std::vector<std::unique_ptr<RolloutServer>> workers;
   std::vector<Endpoint> endpoints;
 
-  void Shutdown() {
+  // Returns the learner's outcome (its loop's status, then its follower ranks').
+  absl::Status Shutdown() {
     for (auto& w : workers) w->Shutdown(absl::Seconds(2));
     for (auto& w : workers) w->Wait();
+    absl::Status end;
     if (learner) {
       learner->Shutdown(absl::Seconds(2));
       learner->Wait();
+      end = learner->WaitDone();
+      if (absl::IsCancelled(end)) end = absl::OkStatus();
+    }
+    if (followers.rendezvous != nullptr) {
+      learner.reset();  // rank 0's updater stops the other ranks
+      absl::Status ranks = followers.Stop();
+      if (end.ok()) end = ranks;
     }
     for (auto& r : rewards) r->Shutdown(absl::Seconds(2));
     for (auto& r : rewards) r->Wait();
+    return end;
   }
 };
 
@@ -98,7 +160,11 @@ absl::Status StartAll(const Config& config, LocalSystem* sys) {
   std::string learner_address;
   {
     Endpoint e{"learner", "", ""};
-    SFPO_ASSIGN_OR_RETURN(LearnerServerOptions options, BuildLearnerOptions(config));
+    GlooOptions rank0;
+    if (config.learner.ranks > 1) SFPO_RETURN_IF_ERROR(sys->followers.Start(config, &rank0));
+    SFPO_ASSIGN_OR_RETURN(
+        LearnerServerOptions options,
+        BuildLearnerOptions(config, config.learner.ranks > 1 ? &rank0 : nullptr));
     SFPO_ASSIGN_OR_RETURN(options.registry, NewMetrics(sys, &e.metrics));
     SFPO_ASSIGN_OR_RETURN(sys->learner, StartLearnerServer(options));
     e.grpc = absl::StrCat("127.0.0.1:", sys->learner->port());
@@ -132,7 +198,7 @@ int RunLocal(const LocalFlags& flags) {
     started = WriteEndpoints(flags.endpoints_file, sys.endpoints);
   }
   if (!started.ok()) {
-    sys.Shutdown();
+    sys.Shutdown().IgnoreError();
     return FailWith(started);
   }
   for (const Endpoint& e : sys.endpoints) {
@@ -158,9 +224,7 @@ int RunLocal(const LocalFlags& flags) {
                    << " s for a last scrape (a signal ends it sooner)";
     WaitForShutdown(nullptr, absl::Seconds(flags.linger_s));
   }
-  sys.Shutdown();
-  absl::Status end = learner->WaitDone();
-  if (absl::IsCancelled(end)) end = absl::OkStatus();
+  absl::Status end = sys.Shutdown();
   return end.ok() ? 0 : FailWith(end);
 }
 

@@ -20,7 +20,45 @@ void ConfigureThreads(const Config& config) {
   if (config.run.threads > 0) torch::set_num_threads(static_cast<int>(config.run.threads));
 }
 
-absl::StatusOr<LearnerServerOptions> BuildLearnerOptions(const Config& config) {
+namespace {
+
+absl::Status CheckRanks(const Config& config, const GlooOptions* gloo) {
+  if (gloo == nullptr && config.learner.ranks > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("learner.ranks = ", config.learner.ranks,
+                     " needs --rank, --world-size and --rendezvous (or sfpo local)"));
+  }
+  if (gloo != nullptr && gloo->world_size != config.learner.ranks) {
+    return absl::InvalidArgumentError(absl::StrCat("learner.ranks = ", config.learner.ranks,
+                                                   " but the world size is ", gloo->world_size));
+  }
+  return absl::OkStatus();
+}
+
+std::function<absl::StatusOr<std::unique_ptr<Collectives>>()> CollectivesFactory(
+    const GlooOptions* gloo) {
+  if (gloo == nullptr || gloo->world_size <= 1) return nullptr;
+  const GlooOptions g = *gloo;
+  return [g]() { return CreateGlooCollectives(g); };
+}
+
+}  // namespace
+
+absl::Status RunLearnerFollower(const Config& config, const GlooOptions& gloo) {
+  SFPO_RETURN_IF_ERROR(CheckRanks(config, &gloo));
+  PolicyUpdaterOptions uo;
+  uo.config = config;
+  uo.make_collectives = CollectivesFactory(&gloo);
+  return RunFollowerRank(uo);
+}
+
+absl::StatusOr<LearnerServerOptions> BuildLearnerOptions(const Config& config,
+                                                         const GlooOptions* rank0) {
+  SFPO_RETURN_IF_ERROR(CheckRanks(config, rank0));
+  if (rank0 != nullptr && rank0->rank != 0) {
+    return absl::InvalidArgumentError("the learner service is rank 0");
+  }
+  auto make_collectives = CollectivesFactory(rank0);
   TaskOptions to;
   to.test_size = config.data.eval_prompts;
   SFPO_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, CreateTask(config.data.task, to));
@@ -79,9 +117,11 @@ absl::StatusOr<LearnerServerOptions> BuildLearnerOptions(const Config& config) {
   loop.eval_every = config.data.eval_every;
   loop.resume = config.run.resume;
   loop.output_dir = config.run.output_dir;
-  o.make_updater = [config, tokenizer]() -> absl::StatusOr<std::unique_ptr<PolicyUpdater>> {
+  o.make_updater = [config, tokenizer,
+                    make_collectives]() -> absl::StatusOr<std::unique_ptr<PolicyUpdater>> {
     PolicyUpdaterOptions uo;
     uo.config = config;
+    uo.make_collectives = make_collectives;
     uo.wire_dtype = config.rollout.weights_dtype == "bf16" ? WireDType::kBF16 : WireDType::kF32;
     uo.pad_id = tokenizer->pad_id();
     if (config.data.eval_every > 0) {

@@ -32,6 +32,10 @@ class LocalCollectives final : public Collectives {
     return absl::OkStatus();
   }
   absl::Status Barrier() override { return absl::OkStatus(); }
+  absl::Status BroadcastMessage(std::string*, int root, absl::Duration) override {
+    if (root != 0) return absl::InvalidArgumentError(absl::StrCat("message from rank ", root));
+    return absl::OkStatus();
+  }
   CollectiveStats stats() const override { return {}; }
 };
 

@@ -13,8 +13,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 
 namespace sfpo {
 
@@ -47,6 +49,11 @@ class Collectives {
   // tensor <- root's tensor, in place.
   virtual absl::Status Broadcast(at::Tensor& tensor, int root) = 0;
   virtual absl::Status Barrier() = 0;
+  // A small control message (e.g. the leader's next command) from `root` to every other rank:
+  // root passes it in *message; the others wait up to `wait` for it (longer than the collective
+  // timeout if need be: the leader may be waiting for rollouts) and receive it in *message.
+  // A leader that dies ends the wait with an error.
+  virtual absl::Status BroadcastMessage(std::string* message, int root, absl::Duration wait) = 0;
 
   virtual CollectiveStats stats() const = 0;
 };

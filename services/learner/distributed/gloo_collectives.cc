@@ -157,6 +157,36 @@ class GlooCollectives final : public Collectives {
     });
   }
 
+  absl::Status BroadcastMessage(std::string* message, int root, absl::Duration wait) override {
+    if (!broken_.ok()) return broken_;
+    if (root < 0 || root >= world_size_) {
+      return absl::InvalidArgumentError(absl::StrCat("message from rank ", root));
+    }
+    // Through the store: a key per message; the root drops the one before the previous (every
+    // rank has read it, having taken part in the collectives since).
+    const int64_t seq = ++messages_;
+    const std::string key = absl::StrCat("sfpo/message/", seq);
+    absl::Status st;
+    if (rank_ == root) {
+      st = TorchCall([&] {
+        store_->set(key, std::vector<uint8_t>(message->begin(), message->end()));
+        if (seq > 2) store_->deleteKey(absl::StrCat("sfpo/message/", seq - 2));
+      });
+    } else {
+      st = TorchCall([&] {
+        store_->wait({key}, Millis(wait));
+        const std::vector<uint8_t> v = store_->get(key);
+        message->assign(v.begin(), v.end());
+      });
+    }
+    if (!st.ok()) {
+      broken_ = absl::UnavailableError(absl::StrCat(
+          "rank ", rank_, ": message #", seq, " from rank ", root, " failed (rank ", root,
+          rank_ == root ? "" : " down, or silent longer than the wait", "): ", st.message()));
+    }
+    return broken_;
+  }
+
   CollectiveStats stats() const override { return stats_; }
 
  private:
@@ -266,6 +296,7 @@ class GlooCollectives final : public Collectives {
   c10::intrusive_ptr<c10d::TCPStore> heartbeat_store_;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg_;
   std::atomic<int64_t> ops_{0};
+  int64_t messages_ = 0;
   absl::Status broken_;
   CollectiveStats stats_;
   absl::Mutex mu_;
