@@ -4,12 +4,10 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "cli/commands.h"
 #include "cli/factory.h"
 #include "common/logging.h"
@@ -55,60 +53,11 @@ absl::Status WriteEndpoints(const std::string& path, const std::vector<Endpoint>
   return absl::OkStatus();
 }
 
-// Learner ranks 1..N-1 (learner.ranks > 1): threads joined through Gloo on loopback, on a
-// rendezvous store this process hosts; rank 0 is the learner service.
-struct FollowerRanks {
-  std::unique_ptr<RendezvousServer> rendezvous;
-  std::vector<std::thread> threads;
-  std::vector<absl::Status> status;
-  std::vector<std::unique_ptr<absl::Notification>> done;
-
-  absl::Status Start(const Config& config, GlooOptions* rank0) {
-    const absl::Duration timeout = absl::Seconds(120);
-    SFPO_ASSIGN_OR_RETURN(rendezvous, RendezvousServer::Start(0, timeout));
-    const int world = static_cast<int>(config.learner.ranks);
-    status.resize(world);
-    for (int r = 1; r < world; ++r) {
-      GlooOptions g;
-      g.rank = r;
-      g.world_size = world;
-      g.store_port = rendezvous->port();
-      g.device_host = "127.0.0.1";
-      g.timeout = timeout;
-      done.push_back(std::make_unique<absl::Notification>());
-      absl::Notification* finished = done.back().get();
-      threads.emplace_back([this, config, g, r, finished] {
-        status[r] = RunLearnerFollower(config, g);
-        if (!status[r].ok()) SFPO_LOG(ERROR) << status[r];
-        finished->Notify();
-      });
-    }
-    rank0->world_size = world;
-    rank0->store_port = rendezvous->port();
-    rank0->device_host = "127.0.0.1";
-    rank0->timeout = timeout;
-    return absl::OkStatus();
-  }
-
-  // After rank 0 is gone (it stops the others when its updater goes): waits a little for the
-  // followers, then closes the store, which ends any follower still waiting; joins them.
-  absl::Status Stop() {
-    for (auto& d : done) d->WaitForNotificationWithTimeout(absl::Seconds(10));
-    rendezvous.reset();
-    for (std::thread& t : threads) t.join();
-    threads.clear();
-    for (const absl::Status& s : status) {
-      if (!s.ok()) return s;
-    }
-    return absl::OkStatus();
-  }
-};
-
 // Everything `sfpo local` runs; destroyed in reverse order of start.
 struct LocalSystem {
   std::vector<std::unique_ptr<MetricsExposer>> exposers;
   std::vector<std::unique_ptr<RewardServer>> rewards;
-  FollowerRanks followers;
+  LocalLearnerRanks followers;
   std::unique_ptr<LearnerServer> learner;
   std::vector<std::unique_ptr<RolloutServer>> workers;
   std::vector<Endpoint> endpoints;
@@ -124,7 +73,7 @@ struct LocalSystem {
       end = learner->WaitDone();
       if (absl::IsCancelled(end)) end = absl::OkStatus();
     }
-    if (followers.rendezvous != nullptr) {
+    if (followers.started()) {
       learner.reset();  // rank 0's updater stops the other ranks
       absl::Status ranks = followers.Stop();
       if (end.ok()) end = ranks;

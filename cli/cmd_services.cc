@@ -41,7 +41,8 @@ absl::StatusOr<std::optional<GlooOptions>> RankOptions(const ServiceFlags& f, Co
     return absl::InvalidArgumentError(absl::StrCat("--world-size ", f.world_size,
                                                    " but learner.ranks = ", config->learner.ranks));
   }
-  if (world <= 1) {
+  if (world <= 1 || (f.rendezvous.empty() && f.rank == 0 && f.world_size == 0)) {
+    // One rank, or learner.ranks ranks in this process (LocalLearnerRanks).
     if (f.rank != 0) return absl::InvalidArgumentError("--rank > 0 needs --world-size > 1");
     return std::nullopt;
   }
@@ -147,15 +148,31 @@ void AddServiceCommands(CLI::App* root, CommandTable* table) {
       absl::Status end = RunLearnerFollower(*config, **gloo);
       return end.ok() ? 0 : FailWith(end);
     }
-    auto options = BuildLearnerOptions(*config, gloo->has_value() ? &**gloo : nullptr);
+    // learner.ranks > 1 without --rendezvous: every rank in this process, on loopback.
+    LocalLearnerRanks local_ranks;
+    GlooOptions rank0;
+    const GlooOptions* ranks = gloo->has_value() ? &**gloo : nullptr;
+    if (ranks == nullptr && config->learner.ranks > 1) {
+      if (!lf->config.check) {
+        absl::Status started = local_ranks.Start(*config, &rank0);
+        if (!started.ok()) return FailWith(started);
+      } else {
+        rank0.world_size = static_cast<int>(config->learner.ranks);
+      }
+      ranks = &rank0;
+    }
+    auto options = BuildLearnerOptions(*config, ranks);
     if (!options.ok()) return FailWith(options.status());
     if (lf->config.check) return 0;
     ConfigureThreads(*config);
-    return Serve<LearnerServer>("learner", *lf, [&](auto registry) {
+    const int code = Serve<LearnerServer>("learner", *lf, [&](auto registry) {
       options->listen = lf->listen;
       options->registry = registry;
       return StartLearnerServer(*options);
     });
+    if (!local_ranks.started()) return code;
+    absl::Status followers = local_ranks.Stop();  // rank 0 (in Serve) has stopped them
+    return code != 0 ? code : (followers.ok() ? 0 : FailWith(followers));
   });
 
   auto rf = std::make_shared<ServiceFlags>();

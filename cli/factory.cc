@@ -44,6 +44,49 @@ std::function<absl::StatusOr<std::unique_ptr<Collectives>>()> CollectivesFactory
 
 }  // namespace
 
+LocalLearnerRanks::~LocalLearnerRanks() {
+  if (started()) Stop().IgnoreError();
+}
+
+absl::Status LocalLearnerRanks::Start(const Config& config, GlooOptions* rank0) {
+  const absl::Duration timeout = absl::Seconds(120);
+  SFPO_ASSIGN_OR_RETURN(rendezvous_, RendezvousServer::Start(0, timeout));
+  const int world = static_cast<int>(config.learner.ranks);
+  status_.resize(world);
+  for (int r = 1; r < world; ++r) {
+    GlooOptions g;
+    g.rank = r;
+    g.world_size = world;
+    g.store_port = rendezvous_->port();
+    g.device_host = "127.0.0.1";
+    g.timeout = timeout;
+    done_.push_back(std::make_unique<absl::Notification>());
+    absl::Notification* finished = done_.back().get();
+    threads_.emplace_back([this, config, g, r, finished] {
+      status_[r] = RunLearnerFollower(config, g);
+      if (!status_[r].ok()) SFPO_LOG(ERROR) << status_[r];
+      finished->Notify();
+    });
+  }
+  rank0->rank = 0;
+  rank0->world_size = world;
+  rank0->store_port = rendezvous_->port();
+  rank0->device_host = "127.0.0.1";
+  rank0->timeout = timeout;
+  return absl::OkStatus();
+}
+
+absl::Status LocalLearnerRanks::Stop() {
+  for (auto& d : done_) d->WaitForNotificationWithTimeout(absl::Seconds(10));
+  rendezvous_.reset();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+  for (const absl::Status& s : status_) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunLearnerFollower(const Config& config, const GlooOptions& gloo) {
   SFPO_RETURN_IF_ERROR(CheckRanks(config, &gloo));
   PolicyUpdaterOptions uo;

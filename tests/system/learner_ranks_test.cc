@@ -43,6 +43,21 @@ TEST(LearnerRanksTest, SfpoLocalTrainsOnTwoRanksAndCheckpointsTheirShards) {
   }
 }
 
+TEST(LearnerRanksTest, OneLearnerProcessRunsLearnerRanksAsThreads) {
+  SFPO_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SystemRun> run, SystemRun::Create());
+  SFPO_ASSERT_OK_AND_ASSIGN(Service reward, run->StartReward("127.0.0.1:0", kRunBound));
+  SFPO_ASSERT_OK_AND_ASSIGN(
+      Service learner,
+      run->StartLearner("127.0.0.1:0", {"run.total_steps=2", "learner.ranks=2"}, kRunBound));
+  SFPO_ASSERT_OK_AND_ASSIGN(
+      Service worker, run->StartWorker("w0", learner.address(), reward.address(), {}, kRunBound));
+  SFPO_ASSERT_OK_AND_ASSIGN(testing::ProcessResult end, learner.process->Wait(kRunBound));
+  EXPECT_EQ(end.exit_code, 0) << end.err;
+  const std::vector<nlohmann::json> steps = run->Steps();
+  ASSERT_EQ(steps.size(), 2u) << end.err;
+  for (const nlohmann::json& s : steps) EXPECT_EQ(s.value("ranks", 0), 2) << s.dump();
+}
+
 // "... serving gRPC on port N" from a process's stderr, polled.
 int AnnouncedPort(testing::Subprocess* p, absl::Duration bound) {
   int port = 0;
