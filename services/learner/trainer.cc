@@ -178,6 +178,7 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& config) {
   o.weight_decay = l.weight_decay;
   o.temperature = config.rollout.temperature;
   o.seed = static_cast<uint64_t>(config.run.seed);
+  o.bucket_bytes = config.learner.bucket_mb << 20;
   return o;
 }
 
