@@ -3,7 +3,9 @@
 // Prints the median step time, the parameter count and the peak memory it sees (the process's
 // RSS high-water mark over the timed steps, reset after the warmup steps through
 // /proc/self/clear_refs, and the bytes of SFPO's saved parameter copy); with --json the last
-// line is one JSON object.
+// line is one JSON object. With --ranks N the step runs on N data-parallel ranks (threads of
+// this process, Gloo on loopback, ZeRO-1 sharded state) and the figures add each rank's share
+// of theta_0 (SFPO's extra memory per rank) and the all-reduce share of the step time.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -21,6 +24,8 @@
 #include "common/status.h"
 #include "common/torch_util.h"
 #include "nlohmann/json.hpp"
+#include "services/learner/distributed/collectives.h"
+#include "services/learner/distributed/gloo_collectives.h"
 #include "services/learner/trainer.h"
 
 namespace sfpo {
@@ -35,6 +40,8 @@ struct BenchLearnerFlags {
   double alpha = 0.8;
   int64_t mini_batch_prompts = 0;  // 0: all prompts in one mini-batch
   int64_t micro_batch_tokens = 16384;
+  int64_t ranks = 1;
+  int64_t bucket_mb = 25;
   bool json = false;
 };
 
@@ -79,6 +86,113 @@ double Median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
+// What one data-parallel rank measured over the timed steps.
+struct RankFigures {
+  std::vector<double> step_s, all_reduce_s, collective_s;
+  int64_t all_reduce_bytes = 0, collective_bytes = 0, saved_bytes = 0;
+  absl::Status status;
+};
+
+// The timed steps on `ranks` data-parallel ranks (threads), every rank on the same batches.
+std::vector<RankFigures> RunRanks(const BenchLearnerFlags& f, const TrainerOptions& options,
+                                  const ModelArch& arch, const std::vector<RolloutBatch>& batches) {
+  const int world = static_cast<int>(f.ranks);
+  std::vector<RankFigures> out(world);
+  std::vector<Policy> policies;
+  for (int r = 0; r < world; ++r) {
+    policies.push_back(Policy(arch));
+    InitPolicyWeights(policies.back(), 0);
+  }
+  absl::StatusOr<std::unique_ptr<RendezvousServer>> server =
+      RendezvousServer::Start(0, absl::Seconds(120));
+  if (!server.ok()) {
+    out[0].status = server.status();
+    return out;
+  }
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      out[r].status = [&]() -> absl::Status {
+        GlooOptions g;
+        g.rank = r;
+        g.world_size = world;
+        g.store_port = (*server)->port();
+        g.device_host = "127.0.0.1";
+        g.timeout = absl::Seconds(120);
+        SFPO_ASSIGN_OR_RETURN(std::unique_ptr<Collectives> c, CreateGlooCollectives(g));
+        SFPO_ASSIGN_OR_RETURN(auto trainer,
+                              Trainer::Create(options, policies[r].ptr(), nullptr, c.get()));
+        for (size_t i = 0; i < batches.size(); ++i) {
+          SFPO_ASSIGN_OR_RETURN(StepDiagnostics d, trainer->Step(batches[i]));
+          if (static_cast<int64_t>(i) < f.warmup) continue;
+          out[r].step_s.push_back(d.step_seconds);
+          out[r].all_reduce_s.push_back(d.all_reduce_seconds);
+          out[r].collective_s.push_back(d.collective_seconds);
+          out[r].all_reduce_bytes = d.all_reduce_bytes;
+          out[r].collective_bytes = d.collective_bytes;
+        }
+        out[r].saved_bytes = trainer->saved_parameter_bytes();
+        return c->Barrier();
+      }();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return out;
+}
+
+absl::Status RunBenchRanks(const BenchLearnerFlags& f, const TrainerOptions& options,
+                           const ModelArch& arch, int64_t param_bytes, int64_t params) {
+  std::vector<RolloutBatch> batches;
+  for (int64_t i = 0; i < f.warmup + f.steps; ++i) batches.push_back(RandomBatch(f));
+  const std::vector<RankFigures> ranks = RunRanks(f, options, arch, batches);
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    if (!ranks[r].status.ok()) {
+      return absl::Status(ranks[r].status.code(),
+                          absl::StrCat("rank ", r, ": ", ranks[r].status.message()));
+    }
+  }
+  const RankFigures& r0 = ranks[0];
+  int64_t saved_max = 0;
+  nlohmann::json per_rank = nlohmann::json::array();
+  for (const RankFigures& r : ranks) {
+    saved_max = std::max(saved_max, r.saved_bytes);
+    per_rank.push_back({{"step_seconds", Median(r.step_s)},
+                        {"all_reduce_seconds", Median(r.all_reduce_s)},
+                        {"collective_seconds", Median(r.collective_s)},
+                        {"saved_state_bytes", r.saved_bytes}});
+  }
+  const double step = Median(r0.step_s);
+  nlohmann::json j = {
+      {"algo", f.algo},
+      {"ranks", f.ranks},
+      {"params", params},
+      {"param_bytes", param_bytes},
+      {"step_seconds", step},
+      {"all_reduce_seconds", Median(r0.all_reduce_s)},
+      {"all_reduce_share", step > 0 ? Median(r0.all_reduce_s) / step : 0},
+      {"collective_seconds", Median(r0.collective_s)},
+      {"collective_share", step > 0 ? Median(r0.collective_s) / step : 0},
+      {"all_reduce_bytes_per_step", r0.all_reduce_bytes},
+      {"collective_bytes_per_step", r0.collective_bytes},
+      {"saved_state_bytes_per_rank", saved_max},
+      {"saved_state_fraction", static_cast<double>(saved_max) / static_cast<double>(param_bytes)},
+      {"target_fraction", 1.1 / static_cast<double>(f.ranks)},
+      {"per_rank", per_rank},
+      {"bucket_mb", f.bucket_mb},
+      {"inner_steps", options.sfpo ? f.inner_steps : 0},
+      {"sequences", f.batch_prompts * f.group},
+      {"threads", at::get_num_threads()}};
+  if (f.json) {
+    std::cout << j.dump() << std::endl;
+  } else {
+    std::cout << "algo " << f.algo << "  ranks " << f.ranks << "  params " << params
+              << "  step_seconds (median, rank 0) " << step << "  all_reduce share "
+              << j["all_reduce_share"].get<double>() << "  theta_0 per rank " << saved_max
+              << " B = " << j["saved_state_fraction"].get<double>() << " of the parameters\n";
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunBench(const BenchLearnerFlags& f) {
   if (f.algo != "sfpo" && f.algo != "grpo") {
     return absl::InvalidArgumentError(absl::StrCat("--algo must be sfpo or grpo, got ", f.algo));
@@ -119,6 +233,8 @@ absl::Status RunBench(const BenchLearnerFlags& f) {
   options.update.mini_batch_groups = f.mini_batch_prompts > 0 ? f.mini_batch_prompts : f.batch_prompts;
   options.update.micro_batch_tokens = f.micro_batch_tokens;
   options.lr.base_lr = 1e-6;
+  options.bucket_bytes = f.bucket_mb << 20;
+  if (f.ranks > 1) return RunBenchRanks(f, options, arch, param_bytes, params);
   SFPO_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(options, policy.ptr()));
 
   for (int64_t i = 0; i < f.warmup; ++i) {
@@ -200,6 +316,13 @@ void AddBenchLearnerCommand(CLI::App* root, CommandTable* table) {
                   "Prompts per optimizer step (0: all)")->capture_default_str();
   cmd->add_option("--micro-batch-tokens", f->micro_batch_tokens, "Tokens per forward")
       ->capture_default_str();
+  cmd->add_option("--ranks", f->ranks,
+                  "Data-parallel ranks (threads, Gloo on loopback, sharded state)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--bucket-mb", f->bucket_mb, "Gradient/parameter bucket size (MiB), ranks > 1")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   cmd->add_flag("--json", f->json, "Print one JSON object as the last line");
   table->emplace_back(cmd, [f] {
     absl::Status status = RunBench(*f);

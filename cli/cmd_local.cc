@@ -57,19 +57,30 @@ absl::Status WriteEndpoints(const std::string& path, const std::vector<Endpoint>
 struct LocalSystem {
   std::vector<std::unique_ptr<MetricsExposer>> exposers;
   std::vector<std::unique_ptr<RewardServer>> rewards;
+  LocalLearnerRanks followers;
   std::unique_ptr<LearnerServer> learner;
   std::vector<std::unique_ptr<RolloutServer>> workers;
   std::vector<Endpoint> endpoints;
 
-  void Shutdown() {
+  // Returns the learner's outcome (its loop's status, then its follower ranks').
+  absl::Status Shutdown() {
     for (auto& w : workers) w->Shutdown(absl::Seconds(2));
     for (auto& w : workers) w->Wait();
+    absl::Status end;
     if (learner) {
       learner->Shutdown(absl::Seconds(2));
       learner->Wait();
+      end = learner->WaitDone();
+      if (absl::IsCancelled(end)) end = absl::OkStatus();
+    }
+    if (followers.started()) {
+      learner.reset();  // rank 0's updater stops the other ranks
+      absl::Status ranks = followers.Stop();
+      if (end.ok()) end = ranks;
     }
     for (auto& r : rewards) r->Shutdown(absl::Seconds(2));
     for (auto& r : rewards) r->Wait();
+    return end;
   }
 };
 
@@ -98,7 +109,11 @@ absl::Status StartAll(const Config& config, LocalSystem* sys) {
   std::string learner_address;
   {
     Endpoint e{"learner", "", ""};
-    SFPO_ASSIGN_OR_RETURN(LearnerServerOptions options, BuildLearnerOptions(config));
+    GlooOptions rank0;
+    if (config.learner.ranks > 1) SFPO_RETURN_IF_ERROR(sys->followers.Start(config, &rank0));
+    SFPO_ASSIGN_OR_RETURN(
+        LearnerServerOptions options,
+        BuildLearnerOptions(config, config.learner.ranks > 1 ? &rank0 : nullptr));
     SFPO_ASSIGN_OR_RETURN(options.registry, NewMetrics(sys, &e.metrics));
     SFPO_ASSIGN_OR_RETURN(sys->learner, StartLearnerServer(options));
     e.grpc = absl::StrCat("127.0.0.1:", sys->learner->port());
@@ -132,7 +147,7 @@ int RunLocal(const LocalFlags& flags) {
     started = WriteEndpoints(flags.endpoints_file, sys.endpoints);
   }
   if (!started.ok()) {
-    sys.Shutdown();
+    sys.Shutdown().IgnoreError();
     return FailWith(started);
   }
   for (const Endpoint& e : sys.endpoints) {
@@ -158,9 +173,7 @@ int RunLocal(const LocalFlags& flags) {
                    << " s for a last scrape (a signal ends it sooner)";
     WaitForShutdown(nullptr, absl::Seconds(flags.linger_s));
   }
-  sys.Shutdown();
-  absl::Status end = learner->WaitDone();
-  if (absl::IsCancelled(end)) end = absl::OkStatus();
+  absl::Status end = sys.Shutdown();
   return end.ok() ? 0 : FailWith(end);
 }
 

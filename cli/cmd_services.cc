@@ -3,8 +3,11 @@
 
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/factory.h"
 #include "common/logging.h"
@@ -24,7 +27,47 @@ struct ServiceFlags {
   std::string learner = "127.0.0.1:50051";
   std::string reward = "127.0.0.1:50052";
   std::string worker_id;
+  // Data-parallel learner ranks.
+  int rank = 0;
+  int world_size = 0;  // 0: learner.ranks
+  std::string rendezvous;  // HOST:PORT of rank 0's rendezvous store
+  double collective_timeout_s = 300;
 };
+
+// The Gloo options of a learner rank from the flags; nullopt for a single rank.
+absl::StatusOr<std::optional<GlooOptions>> RankOptions(const ServiceFlags& f, Config* config) {
+  const int world = f.world_size > 0 ? f.world_size : static_cast<int>(config->learner.ranks);
+  if (f.world_size > 0 && config->learner.ranks != 1 && config->learner.ranks != f.world_size) {
+    return absl::InvalidArgumentError(absl::StrCat("--world-size ", f.world_size,
+                                                   " but learner.ranks = ", config->learner.ranks));
+  }
+  if (world <= 1 || (f.rendezvous.empty() && f.rank == 0 && f.world_size == 0)) {
+    // One rank, or learner.ranks ranks in this process (LocalLearnerRanks).
+    if (f.rank != 0) return absl::InvalidArgumentError("--rank > 0 needs --world-size > 1");
+    return std::nullopt;
+  }
+  config->learner.ranks = world;
+  if (f.rank < 0 || f.rank >= world) {
+    return absl::InvalidArgumentError(absl::StrCat("--rank ", f.rank, " is not in [0, ", world, ")"));
+  }
+  const size_t colon = f.rendezvous.rfind(':');
+  int port = 0;
+  if (f.rendezvous.empty() || colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(f.rendezvous.substr(colon + 1), &port) || port < 1 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--rendezvous must be HOST:PORT (rank 0's rendezvous store) for ", world,
+        " learner ranks, got '", f.rendezvous, "'"));
+  }
+  GlooOptions g;
+  g.rank = f.rank;
+  g.world_size = world;
+  g.store_host = f.rendezvous.substr(0, colon);
+  g.store_port = port;
+  g.host_store = f.rank == 0;
+  if (g.store_host == "127.0.0.1" || g.store_host == "localhost") g.device_host = "127.0.0.1";
+  g.timeout = absl::Seconds(f.collective_timeout_s);
+  return g;
+}
 
 std::string HostName() {
   char name[256] = {0};
@@ -81,18 +124,55 @@ void AddServiceCommands(CLI::App* root, CommandTable* table) {
   learner->add_option("--listen", lf->listen, "gRPC address to bind")->capture_default_str();
   learner->add_option("--metrics-listen", lf->metrics_listen, "Prometheus /metrics address")
       ->capture_default_str();
+  learner->add_option("--rank", lf->rank,
+                      "This process's data-parallel rank (0 serves gRPC; the others compute)")
+      ->capture_default_str();
+  learner->add_option("--world-size", lf->world_size,
+                      "Data-parallel learner ranks (default: learner.ranks)");
+  learner->add_option("--rendezvous", lf->rendezvous,
+                      "HOST:PORT of the rendezvous store, hosted by rank 0 (ranks > 1)");
+  learner->add_option("--collective-timeout", lf->collective_timeout_s,
+                      "Seconds any collective (and joining the ranks) may take")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   table->emplace_back(learner, [lf]() -> int {
     auto config = LoadConfigFromFlags(lf->config);
     if (!config.ok()) return FailWith(config.status());
-    auto options = BuildLearnerOptions(*config);
+    absl::StatusOr<std::optional<GlooOptions>> gloo = RankOptions(*lf, &*config);
+    if (!gloo.ok()) return FailWith(gloo.status());
+    if (gloo->has_value() && (*gloo)->rank > 0) {
+      if (lf->config.check) return 0;
+      ConfigureThreads(*config);
+      SFPO_LOG(INFO) << "learner rank " << (*gloo)->rank << " of " << (*gloo)->world_size
+                     << " joining " << lf->rendezvous;
+      absl::Status end = RunLearnerFollower(*config, **gloo);
+      return end.ok() ? 0 : FailWith(end);
+    }
+    // learner.ranks > 1 without --rendezvous: every rank in this process, on loopback.
+    LocalLearnerRanks local_ranks;
+    GlooOptions rank0;
+    const GlooOptions* ranks = gloo->has_value() ? &**gloo : nullptr;
+    if (ranks == nullptr && config->learner.ranks > 1) {
+      if (!lf->config.check) {
+        absl::Status started = local_ranks.Start(*config, &rank0);
+        if (!started.ok()) return FailWith(started);
+      } else {
+        rank0.world_size = static_cast<int>(config->learner.ranks);
+      }
+      ranks = &rank0;
+    }
+    auto options = BuildLearnerOptions(*config, ranks);
     if (!options.ok()) return FailWith(options.status());
     if (lf->config.check) return 0;
     ConfigureThreads(*config);
-    return Serve<LearnerServer>("learner", *lf, [&](auto registry) {
+    const int code = Serve<LearnerServer>("learner", *lf, [&](auto registry) {
       options->listen = lf->listen;
       options->registry = registry;
       return StartLearnerServer(*options);
     });
+    if (!local_ranks.started()) return code;
+    absl::Status followers = local_ranks.Stop();  // rank 0 (in Serve) has stopped them
+    return code != 0 ? code : (followers.ok() ? 0 : FailWith(followers));
   });
 
   auto rf = std::make_shared<ServiceFlags>();

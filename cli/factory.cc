@@ -20,7 +20,88 @@ void ConfigureThreads(const Config& config) {
   if (config.run.threads > 0) torch::set_num_threads(static_cast<int>(config.run.threads));
 }
 
-absl::StatusOr<LearnerServerOptions> BuildLearnerOptions(const Config& config) {
+namespace {
+
+absl::Status CheckRanks(const Config& config, const GlooOptions* gloo) {
+  if (gloo == nullptr && config.learner.ranks > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("learner.ranks = ", config.learner.ranks,
+                     " needs --rank, --world-size and --rendezvous (or sfpo local)"));
+  }
+  if (gloo != nullptr && gloo->world_size != config.learner.ranks) {
+    return absl::InvalidArgumentError(absl::StrCat("learner.ranks = ", config.learner.ranks,
+                                                   " but the world size is ", gloo->world_size));
+  }
+  return absl::OkStatus();
+}
+
+std::function<absl::StatusOr<std::unique_ptr<Collectives>>()> CollectivesFactory(
+    const GlooOptions* gloo) {
+  if (gloo == nullptr || gloo->world_size <= 1) return nullptr;
+  const GlooOptions g = *gloo;
+  return [g]() { return CreateGlooCollectives(g); };
+}
+
+}  // namespace
+
+LocalLearnerRanks::~LocalLearnerRanks() {
+  if (started()) Stop().IgnoreError();
+}
+
+absl::Status LocalLearnerRanks::Start(const Config& config, GlooOptions* rank0) {
+  const absl::Duration timeout = absl::Seconds(120);
+  SFPO_ASSIGN_OR_RETURN(rendezvous_, RendezvousServer::Start(0, timeout));
+  const int world = static_cast<int>(config.learner.ranks);
+  status_.resize(world);
+  for (int r = 1; r < world; ++r) {
+    GlooOptions g;
+    g.rank = r;
+    g.world_size = world;
+    g.store_port = rendezvous_->port();
+    g.device_host = "127.0.0.1";
+    g.timeout = timeout;
+    done_.push_back(std::make_unique<absl::Notification>());
+    absl::Notification* finished = done_.back().get();
+    threads_.emplace_back([this, config, g, r, finished] {
+      status_[r] = RunLearnerFollower(config, g);
+      if (!status_[r].ok()) SFPO_LOG(ERROR) << status_[r];
+      finished->Notify();
+    });
+  }
+  rank0->rank = 0;
+  rank0->world_size = world;
+  rank0->store_port = rendezvous_->port();
+  rank0->device_host = "127.0.0.1";
+  rank0->timeout = timeout;
+  return absl::OkStatus();
+}
+
+absl::Status LocalLearnerRanks::Stop() {
+  for (auto& d : done_) d->WaitForNotificationWithTimeout(absl::Seconds(10));
+  rendezvous_.reset();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+  for (const absl::Status& s : status_) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunLearnerFollower(const Config& config, const GlooOptions& gloo) {
+  SFPO_RETURN_IF_ERROR(CheckRanks(config, &gloo));
+  PolicyUpdaterOptions uo;
+  uo.config = config;
+  uo.make_collectives = CollectivesFactory(&gloo);
+  return RunFollowerRank(uo);
+}
+
+absl::StatusOr<LearnerServerOptions> BuildLearnerOptions(const Config& config,
+                                                         const GlooOptions* rank0) {
+  SFPO_RETURN_IF_ERROR(CheckRanks(config, rank0));
+  if (rank0 != nullptr && rank0->rank != 0) {
+    return absl::InvalidArgumentError("the learner service is rank 0");
+  }
+  auto make_collectives = CollectivesFactory(rank0);
   TaskOptions to;
   to.test_size = config.data.eval_prompts;
   SFPO_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, CreateTask(config.data.task, to));
@@ -79,9 +160,11 @@ absl::StatusOr<LearnerServerOptions> BuildLearnerOptions(const Config& config) {
   loop.eval_every = config.data.eval_every;
   loop.resume = config.run.resume;
   loop.output_dir = config.run.output_dir;
-  o.make_updater = [config, tokenizer]() -> absl::StatusOr<std::unique_ptr<PolicyUpdater>> {
+  o.make_updater = [config, tokenizer,
+                    make_collectives]() -> absl::StatusOr<std::unique_ptr<PolicyUpdater>> {
     PolicyUpdaterOptions uo;
     uo.config = config;
+    uo.make_collectives = make_collectives;
     uo.wire_dtype = config.rollout.weights_dtype == "bf16" ? WireDType::kBF16 : WireDType::kF32;
     uo.pad_id = tokenizer->pad_id();
     if (config.data.eval_every > 0) {

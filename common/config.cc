@@ -68,6 +68,7 @@ void VisitFields(C& c, F&& f) {
   f("learner", "normalize_adv_std", c.learner.normalize_adv_std);
   f("learner", "drop_zero_variance_groups", c.learner.drop_zero_variance_groups);
   f("learner", "ranks", c.learner.ranks);
+  f("learner", "bucket_mb", c.learner.bucket_mb);
   f("sfpo", "inner_steps", c.sfpo.inner_steps);
   f("sfpo", "alpha", c.sfpo.alpha);
   f("sfpo", "gate", c.sfpo.gate);
@@ -287,6 +288,7 @@ absl::Status ValidateConfig(const Config& c) {
   SFPO_RETURN_IF_ERROR(Check(c.learner.adam_eps > 0, "learner.adam_eps", "must be > 0"));
   SFPO_RETURN_IF_ERROR(Choice("learner.loss_agg", c.learner.loss_agg, {"token_mean", "seq_mean"}));
   SFPO_RETURN_IF_ERROR(Check(c.learner.ranks >= 1, "learner.ranks", "must be >= 1"));
+  SFPO_RETURN_IF_ERROR(Check(c.learner.bucket_mb >= 1, "learner.bucket_mb", "must be >= 1"));
   SFPO_RETURN_IF_ERROR(Check(c.sfpo.inner_steps >= 0, "sfpo.inner_steps", "must be >= 0"));
   SFPO_RETURN_IF_ERROR(
       Check(c.sfpo.alpha >= 0 && c.sfpo.alpha <= 1, "sfpo.alpha", "must be in [0, 1]"));

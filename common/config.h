@@ -77,6 +77,7 @@ struct LearnerConfig {
   bool normalize_adv_std = true;
   bool drop_zero_variance_groups = false;
   int64_t ranks = 1;
+  int64_t bucket_mb = 25;  // data-parallel gradient/parameter bucket size (MiB)
 };
 
 struct SfpoConfig {

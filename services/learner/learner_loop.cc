@@ -232,6 +232,10 @@ absl::Status LearnerLoop::Run() {
     record.fast_delta_norm = report.fast_delta_norm;
     record.lr = report.lr;
     record.zero_variance_groups = report.zero_variance_groups;
+    record.ranks = report.ranks;
+    record.all_reduce_seconds = report.all_reduce_seconds;
+    record.all_reduce_bytes = report.all_reduce_bytes;
+    record.rank_step_seconds = report.rank_step_seconds;
     record.ledger = leases_->counts();
     SFPO_RETURN_IF_ERROR(log_->Append(record));
     if (metrics_) metrics_->OnStep(record);

@@ -36,6 +36,11 @@ struct UpdateReport {
   int64_t zero_variance_groups = 0;
   int64_t samples_trained = 0;
   std::map<std::string, double> seconds;  // old_logprob, fast, reposition, slow
+  // Data-parallel ranks (1: a single rank; the rest zero/empty).
+  int64_t ranks = 1;
+  double all_reduce_seconds = 0;           // rank 0's time inside all-reduces this step
+  int64_t all_reduce_bytes = 0;            // payload rank 0 all-reduced this step
+  std::vector<double> rank_step_seconds;   // each rank's trainer step seconds, by rank
 };
 
 struct EvalReport {

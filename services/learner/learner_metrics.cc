@@ -57,6 +57,15 @@ struct LearnerMetrics::Families {
         delta_norm(G(r, "sfpo_param_delta_norm", "||theta_next - theta_0|| of the last step")),
         lr(G(r, "sfpo_learning_rate", "Learning rate of the last step")),
         zero_var(G(r, "sfpo_zero_variance_groups", "Groups with all-equal rewards, last step")),
+        ranks(G(r, "sfpo_learner_ranks", "Data-parallel learner ranks")),
+        allreduce_seconds(G(r, "sfpo_learner_allreduce_seconds",
+                            "Seconds rank 0 spent in all-reduces during the last step")),
+        allreduce_bytes(G(r, "sfpo_learner_allreduce_bytes",
+                          "Bytes rank 0 all-reduced during the last step")),
+        rank_step(prometheus::BuildGauge()
+                      .Name("sfpo_learner_rank_step_seconds")
+                      .Help("Trainer step seconds of each data-parallel rank, last step")
+                      .Register(r)),
         staleness(prometheus::BuildHistogram()
                       .Name("sfpo_policy_staleness")
                       .Help("Versions between a trained group's policy and the learner's")
@@ -74,6 +83,8 @@ struct LearnerMetrics::Families {
     for (const char* split : {"train", "eval_sampled", "eval_greedy"}) {
       accuracy_gauge[split] = &accuracy.Add({{"split", split}});
     }
+    ranks.Set(1);
+    rank_step.Add({{"rank", "0"}});
   }
   prometheus::Counter& rollouts;
   prometheus::Family<prometheus::Counter>& samples;
@@ -92,6 +103,10 @@ struct LearnerMetrics::Families {
   prometheus::Gauge& delta_norm;
   prometheus::Gauge& lr;
   prometheus::Gauge& zero_var;
+  prometheus::Gauge& ranks;
+  prometheus::Gauge& allreduce_seconds;
+  prometheus::Gauge& allreduce_bytes;
+  prometheus::Family<prometheus::Gauge>& rank_step;
   prometheus::Histogram& staleness;
   std::map<std::string, prometheus::Histogram*> stage_hist;
   std::map<std::string, prometheus::Counter*> sample_counter;
@@ -123,6 +138,12 @@ void LearnerMetrics::OnStep(const StepRecord& r) {
   f_->delta_norm.Set(r.param_delta_norm);
   f_->lr.Set(r.lr);
   f_->zero_var.Set(static_cast<double>(r.zero_variance_groups));
+  f_->ranks.Set(static_cast<double>(r.ranks));
+  f_->allreduce_seconds.Set(r.all_reduce_seconds);
+  f_->allreduce_bytes.Set(static_cast<double>(r.all_reduce_bytes));
+  for (size_t i = 0; i < r.rank_step_seconds.size(); ++i) {
+    f_->rank_step.Add({{"rank", std::to_string(i)}}).Set(r.rank_step_seconds[i]);
+  }
   for (const auto& [stage, s] : r.seconds) {
     auto it = f_->stage_hist.find(stage);
     if (it != f_->stage_hist.end()) it->second->Observe(s);

@@ -6,28 +6,69 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/model.h"
+#include "common/logging.h"
 #include "common/model_arch.h"
 #include "common/status.h"
 #include "common/torch_util.h"
 #include "common/weights_torch.h"
 #include "services/learner/algorithm/batch.h"
 #include "services/learner/checkpoint.h"
+#include "services/learner/distributed/collectives.h"
+#include "services/learner/distributed/rank_commands.h"
 #include "services/learner/trainer.h"
 
 namespace sfpo {
 namespace {
 
+// The policy (initialised from run.seed or model.init) and its trainer, on `collectives` when
+// set.
+absl::Status BuildTrainer(const PolicyUpdaterOptions& o, Collectives* collectives,
+                          Policy* policy, std::unique_ptr<Trainer>* trainer) {
+  SFPO_ASSIGN_OR_RETURN(ModelArch arch, LoadModelArch(o.config.model.config));
+  SFPO_ASSIGN_OR_RETURN(TrainerOptions to, TrainerOptionsFromConfig(o.config));
+  *policy = Policy(arch);
+  InitPolicyWeights(*policy, static_cast<uint64_t>(o.config.run.seed));
+  if (!o.config.model.init.empty()) SFPO_RETURN_IF_ERROR(LoadPolicy(*policy, o.config.model.init));
+  SFPO_ASSIGN_OR_RETURN(*trainer, Trainer::Create(to, policy->ptr(), nullptr, collectives));
+  return absl::OkStatus();
+}
+
+// Every rank's trainer step seconds, by rank (a collective).
+absl::StatusOr<std::vector<double>> GatherStepSeconds(Collectives* c, double seconds) {
+  at::Tensor mine, all;
+  SFPO_RETURN_IF_ERROR(TorchCall([&] {
+    mine = torch::tensor({seconds}, torch::kFloat64);
+    all = torch::zeros({c->world_size()}, torch::kFloat64);
+  }));
+  SFPO_RETURN_IF_ERROR(c->AllGather(mine, all));
+  return std::vector<double>(all.data_ptr<double>(), all.data_ptr<double>() + all.numel());
+}
+
 class TorchPolicyUpdater final : public PolicyUpdater {
  public:
   static absl::StatusOr<std::unique_ptr<PolicyUpdater>> Create(const PolicyUpdaterOptions& o) {
-    SFPO_ASSIGN_OR_RETURN(ModelArch arch, LoadModelArch(o.config.model.config));
-    SFPO_ASSIGN_OR_RETURN(TrainerOptions to, TrainerOptionsFromConfig(o.config));
-    Policy policy(arch);
-    InitPolicyWeights(policy, static_cast<uint64_t>(o.config.run.seed));
-    if (!o.config.model.init.empty()) SFPO_RETURN_IF_ERROR(LoadPolicy(policy, o.config.model.init));
-    SFPO_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(to, policy.ptr()));
-    return std::unique_ptr<PolicyUpdater>(
-        new TorchPolicyUpdater(o, std::move(policy), std::move(trainer)));
+    std::unique_ptr<Collectives> collectives;
+    if (o.make_collectives) {
+      SFPO_ASSIGN_OR_RETURN(collectives, o.make_collectives());
+      if (collectives->rank() != 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("the learner service runs rank 0; rank ", collectives->rank(),
+                         " runs as a follower"));
+      }
+    }
+    Policy policy(nullptr);
+    std::unique_ptr<Trainer> trainer;
+    SFPO_RETURN_IF_ERROR(BuildTrainer(o, collectives.get(), &policy, &trainer));
+    return std::unique_ptr<PolicyUpdater>(new TorchPolicyUpdater(
+        o, std::move(collectives), std::move(policy), std::move(trainer)));
+  }
+
+  ~TorchPolicyUpdater() override {
+    if (collectives_ == nullptr) return;
+    RankCommand stop;
+    stop.kind = RankCommand::Kind::kStop;
+    absl::Status st = SendCommand(collectives_.get(), stop);
+    if (!st.ok()) SFPO_LOG(WARNING) << "could not stop the other learner ranks: " << st;
   }
 
   absl::StatusOr<UpdateReport> Update(const std::vector<AcceptedGroup>& groups,
@@ -37,6 +78,13 @@ class TorchPolicyUpdater final : public PolicyUpdater {
                                               trainer_->step()));
     }
     SFPO_ASSIGN_OR_RETURN(RolloutBatch batch, BuildBatch(groups));
+    if (collectives_ != nullptr) {
+      RankCommand command;
+      command.kind = RankCommand::Kind::kStep;
+      command.step = step;
+      command.batch = batch;
+      SFPO_RETURN_IF_ERROR(SendCommand(collectives_.get(), command));
+    }
     absl::StatusOr<StepDiagnostics> d;
     SFPO_RETURN_IF_ERROR(TorchCall([&] { d = trainer_->Step(std::move(batch)); }));
     if (!d.ok()) return d.status();
@@ -58,6 +106,15 @@ class TorchPolicyUpdater final : public PolicyUpdater {
     r.seconds["fast"] = d->update.fast_seconds;
     r.seconds["reposition"] = d->update.reposition_seconds;
     r.seconds["slow"] = d->update.slow_seconds;
+    r.ranks = d->ranks;
+    r.all_reduce_seconds = d->all_reduce_seconds;
+    r.all_reduce_bytes = d->all_reduce_bytes;
+    if (collectives_ != nullptr) {
+      SFPO_ASSIGN_OR_RETURN(r.rank_step_seconds,
+                            GatherStepSeconds(collectives_.get(), d->step_seconds));
+    } else {
+      r.rank_step_seconds = {d->step_seconds};
+    }
     return r;
   }
 
@@ -73,6 +130,12 @@ class TorchPolicyUpdater final : public PolicyUpdater {
       return absl::InternalError(absl::StrCat("checkpoint for step ", step,
                                               " but the trainer is at ", trainer_->step()));
     }
+    if (collectives_ != nullptr) {
+      RankCommand command;
+      command.kind = RankCommand::Kind::kSave;
+      command.step = step;
+      SFPO_RETURN_IF_ERROR(SendCommand(collectives_.get(), command));
+    }
     CheckpointExtras extras;
     extras.caller_json = extra;
     extras.config_yaml = config_yaml_;
@@ -83,7 +146,14 @@ class TorchPolicyUpdater final : public PolicyUpdater {
   }
 
   absl::StatusOr<std::pair<int64_t, std::string>> RestoreLatest() override {
-    SFPO_ASSIGN_OR_RETURN(std::string dir, FindLatestCheckpoint(output_dir_));
+    absl::StatusOr<std::string> latest = FindLatestCheckpoint(output_dir_);
+    if (collectives_ != nullptr) {
+      RankCommand command;
+      command.kind = RankCommand::Kind::kRestore;
+      command.text = latest.ok() ? *latest : "";
+      SFPO_RETURN_IF_ERROR(SendCommand(collectives_.get(), command));
+    }
+    SFPO_ASSIGN_OR_RETURN(std::string dir, std::move(latest));
     CheckpointExtras extras;
     absl::Status loaded;
     SFPO_RETURN_IF_ERROR(TorchCall([&] { loaded = trainer_->LoadCheckpoint(dir, &extras); }));
@@ -100,9 +170,10 @@ class TorchPolicyUpdater final : public PolicyUpdater {
   }
 
  private:
-  TorchPolicyUpdater(const PolicyUpdaterOptions& o, Policy policy,
-                     std::unique_ptr<Trainer> trainer)
-      : wire_dtype_(o.wire_dtype),
+  TorchPolicyUpdater(const PolicyUpdaterOptions& o, std::unique_ptr<Collectives> collectives,
+                     Policy policy, std::unique_ptr<Trainer> trainer)
+      : collectives_(std::move(collectives)),
+        wire_dtype_(o.wire_dtype),
         chunk_bytes_(o.chunk_bytes),
         pad_id_(o.pad_id),
         output_dir_(o.config.run.output_dir),
@@ -160,6 +231,7 @@ class TorchPolicyUpdater final : public PolicyUpdater {
     return batch;
   }
 
+  std::unique_ptr<Collectives> collectives_;  // outlives trainer_ (declared first)
   const WireDType wire_dtype_;
   const uint32_t chunk_bytes_;
   const int32_t pad_id_;
@@ -178,6 +250,53 @@ absl::StatusOr<std::unique_ptr<PolicyUpdater>> MakeTorchPolicyUpdater(
   absl::StatusOr<std::unique_ptr<PolicyUpdater>> out;
   SFPO_RETURN_IF_ERROR(TorchCall([&] { out = TorchPolicyUpdater::Create(options); }));
   return out;
+}
+
+absl::Status RunFollowerRank(const PolicyUpdaterOptions& o) {
+  if (!o.make_collectives) return absl::InvalidArgumentError("a follower rank needs collectives");
+  SFPO_ASSIGN_OR_RETURN(std::unique_ptr<Collectives> collectives, o.make_collectives());
+  const int rank = collectives->rank();
+  if (rank == 0) return absl::InvalidArgumentError("rank 0 is the leader, not a follower");
+  Policy policy(nullptr);
+  std::unique_ptr<Trainer> trainer;
+  SFPO_RETURN_IF_ERROR(TorchCall([&] { return BuildTrainer(o, collectives.get(), &policy, &trainer); }));
+  auto fail = [rank](const absl::Status& st) {
+    return absl::Status(st.code(), absl::StrCat("learner rank ", rank, ": ", st.message()));
+  };
+  while (true) {
+    absl::StatusOr<RankCommand> command = ReceiveCommand(collectives.get(), o.follower_wait);
+    if (!command.ok()) return fail(command.status());
+    absl::Status st;
+    switch (command->kind) {
+      case RankCommand::Kind::kStop:
+        return absl::OkStatus();
+      case RankCommand::Kind::kStep: {
+        if (command->step != trainer->step()) {
+          return fail(absl::InternalError(absl::StrCat("leader at step ", command->step,
+                                                       ", this rank at ", trainer->step())));
+        }
+        absl::StatusOr<StepDiagnostics> d;
+        st = TorchCall([&] { d = trainer->Step(std::move(command->batch)); });
+        if (st.ok()) st = d.status();
+        if (st.ok()) st = GatherStepSeconds(collectives.get(), d->step_seconds).status();
+        break;
+      }
+      case RankCommand::Kind::kSave: {
+        absl::StatusOr<std::string> dir;
+        st = TorchCall([&] {
+          dir = trainer->SaveCheckpoint(o.config.run.output_dir, o.config.run.keep_checkpoints, {});
+        });
+        if (st.ok()) st = dir.status();
+        break;
+      }
+      case RankCommand::Kind::kRestore:
+        if (!command->text.empty()) {
+          st = TorchCall([&] { return trainer->LoadCheckpoint(command->text, nullptr); });
+        }
+        break;
+    }
+    if (!st.ok()) return fail(st);
+  }
 }
 
 }  // namespace sfpo

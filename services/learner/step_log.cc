@@ -36,6 +36,13 @@ std::string StepRecordToJson(const StepRecord& r) {
   j["zero_variance_groups"] = r.zero_variance_groups;
   j["response_tokens_mean"] = Num(r.response_tokens_mean);
   j["ranks"] = r.ranks;
+  j["all_reduce_seconds"] = Num(r.all_reduce_seconds);
+  j["all_reduce_bytes"] = r.all_reduce_bytes;
+  if (!r.rank_step_seconds.empty()) {
+    nlohmann::json per_rank = nlohmann::json::array();
+    for (double s : r.rank_step_seconds) per_rank.push_back(Num(s));
+    j["rank_step_seconds"] = per_rank;
+  }
   nlohmann::json seconds = nlohmann::json::object();
   for (const auto& [stage, s] : r.seconds) seconds[stage] = Num(s);
   j["seconds"] = seconds;

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "services/learner/lease_table.h"
@@ -35,7 +36,10 @@ struct StepRecord {
   double lr = 0;
   int64_t zero_variance_groups = 0;
   double response_tokens_mean = 0;
-  int64_t ranks = 1;
+  int64_t ranks = 1;              // data-parallel learner ranks
+  double all_reduce_seconds = 0;  // rank 0's seconds inside all-reduces this step
+  int64_t all_reduce_bytes = 0;   // bytes rank 0 all-reduced this step
+  std::vector<double> rank_step_seconds;  // each rank's trainer step seconds (ranks > 1)
   std::map<std::string, double> seconds;  // stage -> seconds
   LedgerCounts ledger;
 };

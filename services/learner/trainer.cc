@@ -12,12 +12,16 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/model.h"
 #include "common/status.h"
 #include "common/torch_util.h"
 #include "nlohmann/json.hpp"
 #include "services/learner/checkpoint.h"
+#include "services/learner/distributed/collectives.h"
+#include "services/learner/distributed/data_parallel.h"
+#include "services/learner/distributed/shard_checkpoint.h"
 
 namespace sfpo {
 namespace {
@@ -39,6 +43,87 @@ std::string OptimizerKey(const at::Tensor& p) {
 
 std::string ShapeString(c10::IntArrayRef shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+namespace fs = std::filesystem;
+
+// The moments of torch's AdamW as full flat [total] tensors (zeros for parameters without
+// state) and its step (the largest of any parameter's).
+void AdamStateToFlat(const std::vector<at::Tensor>& params, torch::optim::AdamW& adam,
+                     int64_t* step, at::Tensor* exp_avg, at::Tensor* exp_avg_sq) {
+  std::vector<at::Tensor> m, v;
+  *step = 0;
+  for (const at::Tensor& p : params) {
+    auto it = adam.state().find(OptimizerKey(p));
+    if (it == adam.state().end()) {
+      m.push_back(torch::zeros({p.numel()}, p.options().requires_grad(false)));
+      v.push_back(torch::zeros({p.numel()}, p.options().requires_grad(false)));
+      continue;
+    }
+    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    *step = std::max<int64_t>(*step, st.step());
+    m.push_back(st.exp_avg().reshape({-1}));
+    v.push_back(st.exp_avg_sq().reshape({-1}));
+  }
+  *exp_avg = torch::cat(m);
+  *exp_avg_sq = torch::cat(v);
+}
+
+// torch's AdamW state from full flat moments (none when step is 0).
+void FlatToAdamState(const std::vector<at::Tensor>& params, torch::optim::AdamW& adam, int64_t step,
+                     const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq) {
+  adam.state().clear();
+  if (step == 0) return;
+  int64_t offset = 0;
+  for (const at::Tensor& p : params) {
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(step);
+    st->exp_avg(exp_avg.narrow(0, offset, p.numel()).view(p.sizes()).to(p.options()).clone());
+    st->exp_avg_sq(exp_avg_sq.narrow(0, offset, p.numel()).view(p.sizes()).to(p.options()).clone());
+    adam.state()[OptimizerKey(p)] = std::move(st);
+    offset += p.numel();
+  }
+}
+
+// Restores the optimizer from the shard files of an "adamw-sharded" checkpoint into `dp` (a
+// data-parallel rank) or `adam` (one rank).
+absl::Status LoadShardedOptimizer(const std::string& dir, const json& opt,
+                                  const std::vector<at::Tensor>& params, torch::optim::AdamW& adam,
+                                  DataParallelUpdater* dp) {
+  const int world = opt.value("world_size", 0);
+  const int64_t bucket = opt.value("bucket_elements", int64_t{0});
+  const int64_t total = opt.value("total", int64_t{-1});
+  int64_t model_total = 0;
+  for (const at::Tensor& p : params) model_total += p.numel();
+  if (world < 1 || bucket < 1 || total != model_total) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir, "/", kTrainerStateFile, ": sharded optimizer of world size ", world, ", bucket ",
+        bucket, ", ", total, " elements does not fit this model of ", model_total, " elements"));
+  }
+  if (dp != nullptr && dp->layout().world_size == world && dp->layout().bucket_elements == bucket) {
+    const std::string path = absl::StrCat(dir, "/", ShardFileName(dp->layout().rank, world));
+    SFPO_ASSIGN_OR_RETURN(ShardState shard, ReadShardFile(path));
+    absl::Status st = dp->LoadShardState(shard);
+    if (!st.ok()) return absl::Status(st.code(), absl::StrCat(path, ": ", st.message()));
+    return absl::OkStatus();
+  }
+  std::vector<at::Tensor> m, v;
+  int64_t step = -1;
+  for (int r = 0; r < world; ++r) {
+    const std::string path = absl::StrCat(dir, "/", ShardFileName(r, world));
+    SFPO_ASSIGN_OR_RETURN(ShardState shard, ReadShardFile(path));
+    if (step >= 0 && shard.adam_step != step) {
+      return absl::DataLossError(
+          absl::StrCat(path, ": AdamW step ", shard.adam_step, ", other shards ", step));
+    }
+    step = shard.adam_step;
+    m.push_back(shard.exp_avg);
+    v.push_back(shard.exp_avg_sq);
+  }
+  SFPO_ASSIGN_OR_RETURN(at::Tensor full_m, ConsolidateShards(m, total, bucket));
+  SFPO_ASSIGN_OR_RETURN(at::Tensor full_v, ConsolidateShards(v, total, bucket));
+  if (dp != nullptr) return dp->LoadFullState(step, full_m, full_v, at::Tensor());
+  return TorchCall([&] { FlatToAdamState(params, adam, step, full_m, full_v); });
 }
 
 json PassToJson(const PassStats& p) {
@@ -93,6 +178,7 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& config) {
   o.weight_decay = l.weight_decay;
   o.temperature = config.rollout.temperature;
   o.seed = static_cast<uint64_t>(config.run.seed);
+  o.bucket_bytes = config.learner.bucket_mb << 20;
   return o;
 }
 
@@ -124,7 +210,13 @@ std::string StepDiagnosticsToJson(const StepDiagnostics& d) {
               {"fast", d.update.fast_seconds},
               {"reposition", d.update.reposition_seconds},
               {"slow", d.update.slow_seconds},
-              {"step", d.step_seconds}}}};
+              {"step", d.step_seconds}}},
+            {"ranks", d.ranks},
+            {"all_reduce_seconds", d.all_reduce_seconds},
+            {"all_reduce_bytes", d.all_reduce_bytes},
+            {"collective_seconds", d.collective_seconds},
+            {"collective_bytes", d.collective_bytes},
+            {"local_entropy", d.local_entropy}};
   return j.dump();
 }
 
@@ -137,6 +229,7 @@ struct Trainer::State {
   std::unique_ptr<torch::optim::AdamW> adam;
   std::unique_ptr<SlowFastUpdater> updater;
   std::unique_ptr<EntropyGate> gate;
+  std::unique_ptr<DataParallelUpdater> dp;  // set for data-parallel ranks
   std::mt19937_64 rng;
   int64_t step = 0;
   int64_t version = 0;
@@ -155,7 +248,8 @@ Trainer::~Trainer() = default;
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& options,
                                                          std::shared_ptr<PolicyImpl> policy,
-                                                         std::shared_ptr<PolicyImpl> reference) {
+                                                         std::shared_ptr<PolicyImpl> reference,
+                                                         Collectives* collectives) {
   if (policy == nullptr) return absl::InvalidArgumentError("trainer needs a policy");
   if (options.update.loss.kl_coef > 0 && reference == nullptr) {
     return absl::InvalidArgumentError("learner.kl_coef > 0 needs a reference policy");
@@ -195,6 +289,15 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
     state->updater = std::make_unique<SlowFastUpdater>(state->params);
     return absl::OkStatus();
   }));
+  if (collectives != nullptr) {
+    DataParallelOptions dp;
+    dp.bucket_bytes = options.bucket_bytes;
+    dp.adam_beta1 = options.adam_beta1;
+    dp.adam_beta2 = options.adam_beta2;
+    dp.adam_eps = options.adam_eps;
+    dp.weight_decay = options.weight_decay;
+    SFPO_ASSIGN_OR_RETURN(state->dp, DataParallelUpdater::Create(state->params, collectives, dp));
+  }
   return std::unique_ptr<Trainer>(new Trainer(std::move(state)));
 }
 
@@ -202,7 +305,10 @@ int64_t Trainer::step() const { return state_->step; }
 int64_t Trainer::policy_version() const { return state_->version; }
 bool Trainer::sfpo_active() const { return state_->options.sfpo && state_->gate->sfpo_active(); }
 const EntropyGateState& Trainer::gate_state() const { return state_->gate->state(); }
-int64_t Trainer::saved_parameter_bytes() const { return state_->updater->saved_bytes(); }
+int64_t Trainer::saved_parameter_bytes() const {
+  return state_->dp != nullptr ? state_->dp->saved_bytes() : state_->updater->saved_bytes();
+}
+DataParallelUpdater* Trainer::data_parallel() const { return state_->dp.get(); }
 std::shared_ptr<PolicyImpl> Trainer::policy() const { return state_->policy.ptr(); }
 
 absl::StatusOr<StepDiagnostics> Trainer::Step(RolloutBatch batch) {
@@ -243,7 +349,13 @@ absl::StatusOr<StepDiagnostics> Trainer::Step(RolloutBatch batch) {
   d.advantage_seconds = SecondsSince(t);
 
   t = Clock::now();
-  if (s.options.update.loss.kl_coef > 0) {
+  const CollectiveStats before =
+      s.dp != nullptr ? s.dp->collectives()->stats() : CollectiveStats{};
+  if (s.options.update.loss.kl_coef > 0 && s.dp != nullptr) {
+    SFPO_ASSIGN_OR_RETURN(batch.ref_logp,
+                          s.dp->SequenceLogp(s.PolicyFunction(s.reference), batch,
+                                             s.options.update.micro_batch_tokens));
+  } else if (s.options.update.loss.kl_coef > 0) {
     SFPO_ASSIGN_OR_RETURN(batch.ref_logp,
                           ComputeSequenceLogp(s.PolicyFunction(s.reference), batch,
                                               s.options.update.micro_batch_tokens));
@@ -258,6 +370,7 @@ absl::StatusOr<StepDiagnostics> Trainer::Step(RolloutBatch batch) {
   d.gate_z = s.gate->last_z();
   d.gate_fired = was_active && !s.gate->sfpo_active();
   if (!d.sfpo_active) s.updater->ReleaseSavedParameters();
+  if (!d.sfpo_active && s.dp != nullptr) s.dp->ReleaseSavedParameters();
 
   SlowFastOptions sf = s.options.slow_fast;
   if (!d.sfpo_active) sf.inner_steps = 0;
@@ -270,9 +383,22 @@ absl::StatusOr<StepDiagnostics> Trainer::Step(RolloutBatch batch) {
       return o;
     };
   }
-  SFPO_ASSIGN_OR_RETURN(d.update, s.updater->Step(s.PolicyFunction(s.policy), s.adam.get(), &batch,
-                                                  s.options.update, sf, order));
+  if (s.dp != nullptr) {
+    SFPO_ASSIGN_OR_RETURN(d.update, s.dp->Step(s.PolicyFunction(s.policy), &batch,
+                                               s.options.update, sf, order, d.lr));
+    const CollectiveStats after = s.dp->collectives()->stats();
+    d.ranks = s.dp->collectives()->world_size();
+    d.all_reduce_seconds = after.all_reduce_seconds - before.all_reduce_seconds;
+    d.all_reduce_bytes = after.all_reduce_bytes - before.all_reduce_bytes;
+    d.collective_seconds = after.seconds - before.seconds;
+    d.collective_bytes = after.bytes - before.bytes;
+    d.local_entropy = s.dp->last_local_entropy();
+  } else {
+    SFPO_ASSIGN_OR_RETURN(d.update, s.updater->Step(s.PolicyFunction(s.policy), s.adam.get(),
+                                                    &batch, s.options.update, sf, order));
+  }
   d.entropy = d.update.passes.back().entropy;
+  if (s.dp == nullptr) d.local_entropy = d.entropy;
   s.gate->Record(d.entropy);
   ++s.step;
   ++s.version;
@@ -315,6 +441,62 @@ absl::StatusOr<std::string> Trainer::SaveCheckpoint(const std::string& root, int
   write.root = root;
   write.step = s.step;
   write.keep_last = keep_last;
+  auto write_config = [&](const std::string& dir) -> absl::Status {
+    if (!extras.config_yaml.empty()) {
+      std::ofstream out(dir + "/config.yaml", std::ios::trunc);
+      out << extras.config_yaml;
+      if (!out.good())
+        return absl::InternalError(absl::StrCat("cannot write ", dir, "/config.yaml"));
+    }
+    return absl::OkStatus();
+  };
+  if (s.dp != nullptr) {
+    // Every rank's shard goes to a staging directory, then rank 0 writes the checkpoint with
+    // the model and moves the shards in (the manifest covers them all).
+    const ShardLayout& l = s.dp->layout();
+    Collectives* c = s.dp->collectives();
+    json files = json::array();
+    for (int r = 0; r < l.world_size; ++r) files.push_back(ShardFileName(r, l.world_size));
+    state["optimizer"] = {{"type", "adamw-sharded"},
+                          {"world_size", l.world_size},
+                          {"bucket_elements", l.bucket_elements},
+                          {"total", l.total},
+                          {"files", files}};
+    const std::string name = absl::StrFormat("step_%08d", s.step);
+    const fs::path staging = fs::path(root) / absl::StrCat(".shards.", name);
+    absl::Status local;
+    if (l.rank != 0) {
+      std::error_code ec;
+      fs::create_directories(staging, ec);
+      local = ec ? absl::InternalError(
+                       absl::StrCat("cannot create ", staging.string(), ": ", ec.message()))
+                 : WriteShardFile(s.dp->state(),
+                                  (staging / ShardFileName(l.rank, l.world_size)).string());
+    }
+    SFPO_RETURN_IF_ERROR(AgreeOnStatus(c, local, "writing the optimizer shards"));
+    absl::StatusOr<std::string> dir = (fs::path(root) / name).string();
+    if (l.rank == 0) {
+      dir = WriteCheckpoint(write, state.dump(), [&](const std::string& tmp) -> absl::Status {
+        SFPO_RETURN_IF_ERROR(SavePolicy(s.policy, tmp + "/" + kModelFile));
+        SFPO_RETURN_IF_ERROR(
+            WriteShardFile(s.dp->state(), tmp + "/" + ShardFileName(0, l.world_size)));
+        for (int r = 1; r < l.world_size; ++r) {
+          const std::string file = ShardFileName(r, l.world_size);
+          std::error_code ec;
+          fs::rename(staging / file, fs::path(tmp) / file, ec);
+          if (ec) {
+            return absl::InternalError(absl::StrCat("cannot move ", (staging / file).string(),
+                                                    " into the checkpoint: ", ec.message()));
+          }
+        }
+        return write_config(tmp);
+      });
+      std::error_code ec;
+      fs::remove_all(staging, ec);
+    }
+    SFPO_RETURN_IF_ERROR(AgreeOnStatus(c, dir.status(), "writing the checkpoint"));
+    return dir;
+  }
   return WriteCheckpoint(write, state.dump(), [&](const std::string& dir) -> absl::Status {
     SFPO_RETURN_IF_ERROR(SavePolicy(s.policy, dir + "/" + kModelFile));
     SFPO_RETURN_IF_ERROR(TorchCall([&] {
@@ -329,16 +511,17 @@ absl::StatusOr<std::string> Trainer::SaveCheckpoint(const std::string& root, int
       }
       archive.save_to(dir + "/" + kOptimizerFile);
     }));
-    if (!extras.config_yaml.empty()) {
-      std::ofstream out(dir + "/config.yaml", std::ios::trunc);
-      out << extras.config_yaml;
-      if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", dir, "/config.yaml"));
-    }
-    return absl::OkStatus();
+    return write_config(dir);
   });
 }
 
 absl::Status Trainer::LoadCheckpoint(const std::string& dir, CheckpointExtras* extras) {
+  const absl::Status local = LoadCheckpointOnThisRank(dir, extras);
+  if (state_->dp == nullptr) return local;
+  return AgreeOnStatus(state_->dp->collectives(), local, "loading the checkpoint");
+}
+
+absl::Status Trainer::LoadCheckpointOnThisRank(const std::string& dir, CheckpointExtras* extras) {
   State& s = *state_;
   SFPO_ASSIGN_OR_RETURN(std::string text, ReadCheckpointState(dir));
   const std::string where = absl::StrCat(dir, "/", kTrainerStateFile);
@@ -399,7 +582,11 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir, CheckpointExtras* e
   }
 
   SFPO_RETURN_IF_ERROR(LoadPolicy(s.policy, absl::StrCat(dir, "/", kModelFile)));
-  const json& with_state = state["optimizer"].value("params_with_state", json::array());
+  const json& opt = state["optimizer"];
+  if (opt.value("type", "adamw") == "adamw-sharded") {
+    SFPO_RETURN_IF_ERROR(LoadShardedOptimizer(dir, opt, s.params, *s.adam, s.dp.get()));
+  } else {
+  const json& with_state = opt.value("params_with_state", json::array());
   SFPO_RETURN_IF_ERROR(TorchCall([&]() -> absl::Status {
     torch::serialize::InputArchive archive;
     archive.load_from(absl::StrCat(dir, "/", kOptimizerFile));
@@ -430,6 +617,18 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir, CheckpointExtras* e
     }
     return absl::OkStatus();
   }));
+  if (s.dp != nullptr) {
+    // A one-rank checkpoint on data-parallel ranks: consolidated moments, re-sharded.
+    int64_t step = 0;
+    at::Tensor m, v;
+    SFPO_RETURN_IF_ERROR(TorchCall([&] {
+      AdamStateToFlat(s.params, *s.adam, &step, &m, &v);
+      s.adam->state().clear();
+    }));
+    SFPO_RETURN_IF_ERROR(s.dp->LoadFullState(step, m, v, at::Tensor()));
+  }
+  }
+  if (s.dp != nullptr) SFPO_RETURN_IF_ERROR(s.dp->SyncFromParameters());
   s.rng = rng;
   s.step = state["step"].get<int64_t>();
   s.version = state["policy_version"].get<int64_t>();

@@ -23,7 +23,9 @@
 
 namespace sfpo {
 
-class PolicyImpl;  // common/model.h
+class PolicyImpl;           // common/model.h
+class Collectives;          // services/learner/distributed/collectives.h
+class DataParallelUpdater;  // services/learner/distributed/data_parallel.h
 
 struct TrainerOptions {
   bool sfpo = true;  // false: GRPO (K = 0 on every step)
@@ -37,6 +39,8 @@ struct TrainerOptions {
   double temperature = 1.0;  // the sampling temperature: log-probs are of logits / temperature
   bool shuffle_groups = true;  // a fresh group order per pass, from the trainer's RNG
   uint64_t seed = 0;
+  // Data-parallel ranks only: the size of the gradient and parameter buckets.
+  int64_t bucket_bytes = int64_t{25} << 20;
 };
 
 // Options from a run config (learner.*, sfpo.*, rollout.temperature, run.seed/total_steps).
@@ -56,6 +60,13 @@ struct StepDiagnostics {
   double entropy = 0;          // mean token entropy of the last pass
   SlowFastStepStats update;
   double advantage_seconds = 0, reference_seconds = 0, step_seconds = 0;
+  // Data-parallel figures of this step (ranks = 1 and zeros without collectives).
+  int ranks = 1;
+  double all_reduce_seconds = 0;  // this rank's time inside all-reduces
+  int64_t all_reduce_bytes = 0;   // payload this rank all-reduced
+  double collective_seconds = 0;  // every collective (all-gathers and broadcasts included)
+  int64_t collective_bytes = 0;
+  double local_entropy = 0;  // this rank's own share's entropy (== entropy with one rank)
 };
 
 // One JSON object (one line) with every figure, NaN as null.
@@ -71,11 +82,14 @@ struct CheckpointExtras {
 class Trainer {
  public:
   // `policy`: the model to train (its parameters are updated in place). `reference`: a frozen
-  // policy for the KL term, required when update.loss.kl_coef > 0. INVALID_ARGUMENT for bad
-  // options.
+  // policy for the KL term, required when update.loss.kl_coef > 0. `collectives`: when set,
+  // this trainer is one data-parallel rank (services/learner/distributed/data_parallel.h: the
+  // same update as one rank on the whole batch, AdamW moments and theta_0 sharded); every rank
+  // must then call Step and the checkpoint methods in lockstep with the same batches. It must
+  // outlive the trainer. INVALID_ARGUMENT for bad options.
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(
       const TrainerOptions& options, std::shared_ptr<PolicyImpl> policy,
-      std::shared_ptr<PolicyImpl> reference = nullptr);
+      std::shared_ptr<PolicyImpl> reference = nullptr, Collectives* collectives = nullptr);
   ~Trainer();
 
   // One outer step on `batch` (input_ids, response_mask, rewards, group_size; optional
@@ -91,18 +105,29 @@ class Trainer {
   // Bytes of SFPO's saved parameter copy (0 for GRPO).
   int64_t saved_parameter_bytes() const;
   std::shared_ptr<PolicyImpl> policy() const;
+  // The data-parallel updater (null without collectives).
+  DataParallelUpdater* data_parallel() const;
 
   // Writes `root`/step_<step()> (model.safetensors, optimizer.pt, trainer_state.json and
-  // config.yaml), atomically, keeping the newest `keep_last`. Returns the directory.
+  // config.yaml), atomically, keeping the newest `keep_last`. Returns the directory. A
+  // data-parallel rank: every rank calls it (a collective); rank 0 writes the model and the
+  // state, every rank its optimizer shard (optimizer_shard_<r>_of_<N>.pt instead of
+  // optimizer.pt; `root` must be one shared directory); every rank returns the directory, or
+  // an error when any rank failed.
   absl::StatusOr<std::string> SaveCheckpoint(const std::string& root, int64_t keep_last,
                                              const CheckpointExtras& extras);
   // Restores model, optimizer, step, version, RNG and gate from `dir`; fills `extras`
   // (config_yaml stays empty). DATA_LOSS for a truncated or corrupt checkpoint,
   // INVALID_ARGUMENT naming the parameter (or field) for a checkpoint of another model or
-  // options. On error the trainer may be partly restored and should be discarded.
+  // options. On error the trainer may be partly restored and should be discarded. Restores
+  // from a checkpoint of any world size: the same world size reads its own shard (bitwise),
+  // another consolidates the shards (or the one-rank optimizer.pt) and takes its slice; a
+  // one-rank trainer consolidates a sharded checkpoint. A data-parallel rank: a collective.
   absl::Status LoadCheckpoint(const std::string& dir, CheckpointExtras* extras);
 
  private:
+  absl::Status LoadCheckpointOnThisRank(const std::string& dir, CheckpointExtras* extras);
+
   struct State;
   explicit Trainer(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;

@@ -166,6 +166,10 @@ absl::Status AccumulateMiniBatchGradients(const PolicyFn& policy,
       total_tokens += tok[i];
       if (tok[i] > 0) ++sequences;
     }
+    if (mini_batch.total_tokens >= 0) total_tokens = mini_batch.total_tokens;
+    if (mini_batch.total_sequences >= 0) {
+      sequences = static_cast<int64_t>(mini_batch.total_sequences);
+    }
     for (size_t i = 0; i < mini_batch.rows.size(); ++i) {
       if (tok[i] == 0) continue;
       row_weight[mini_batch.rows[i]] = options.aggregation == LossAggregation::kTokenMean

@@ -41,6 +41,10 @@ struct MicroBatch {
 struct MiniBatch {
   std::vector<int64_t> rows;  // every row of the mini-batch's groups
   std::vector<MicroBatch> micro_batches;
+  // Aggregation totals of the whole mini-batch when `rows` are only one data-parallel rank's
+  // share of it (response tokens; sequences with at least one); negative: counted from `rows`.
+  double total_tokens = -1;
+  double total_sequences = -1;
 };
 
 // Splits rows into micro-batches: rows sorted by length (longest first, ties by row), packed

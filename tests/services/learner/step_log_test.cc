@@ -53,6 +53,24 @@ TEST(StepLogTest, RecordsCarryTheDesignsFieldsAndNanBecomesNull) {
   EXPECT_FALSE(j.contains("accuracy_greedy"));
 }
 
+TEST(StepLogTest, RecordsCarryTheDataParallelFigures) {
+  StepRecord r;
+  nlohmann::json one = nlohmann::json::parse(StepRecordToJson(r));
+  EXPECT_EQ(one["ranks"], 1);
+  EXPECT_FALSE(one.contains("rank_step_seconds"));
+  r.ranks = 2;
+  r.all_reduce_seconds = 0.25;
+  r.all_reduce_bytes = 4096;
+  r.rank_step_seconds = {1.5, 1.25};
+  r.param_delta_norm = 0.5;
+  nlohmann::json j = nlohmann::json::parse(StepRecordToJson(r));
+  EXPECT_EQ(j["ranks"], 2);
+  EXPECT_EQ(j["all_reduce_seconds"], 0.25);
+  EXPECT_EQ(j["all_reduce_bytes"], 4096);
+  EXPECT_EQ(j["rank_step_seconds"], nlohmann::json::array({1.5, 1.25}));
+  EXPECT_EQ(j["param_delta_norm"], 0.5);
+}
+
 TEST(StepLogTest, FreshRunStartsAnewAndResumeDropsRepeatedSteps) {
   const std::string dir = TempDir();
   {
