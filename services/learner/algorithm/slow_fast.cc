@@ -85,12 +85,9 @@ std::vector<const void*> SlowFastUpdater::saved_data_pointers() const {
   return out;
 }
 
-absl::StatusOr<SlowFastStepStats> SlowFastUpdater::Step(const PolicyFn& policy,
-                                                        torch::optim::Optimizer* optimizer,
-                                                        RolloutBatch* batch,
-                                                        const UpdateOptions& update,
-                                                        const SlowFastOptions& options,
-                                                        const GroupOrderFn& group_order) {
+absl::StatusOr<SlowFastStepStats> BeginOuterStep(
+    RolloutBatch* batch, const SlowFastOptions& options,
+    const std::function<absl::StatusOr<at::Tensor>()>& compute_logp) {
   if (options.inner_steps < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("sfpo.inner_steps must be >= 0, got ", options.inner_steps));
@@ -103,23 +100,19 @@ absl::StatusOr<SlowFastStepStats> SlowFastUpdater::Step(const PolicyFn& policy,
   stats.inner_steps = options.inner_steps;
   stats.alpha = options.alpha;
 
-  // 1. old_logp at theta_0, once, before any update.
-  Clock::time_point t = Clock::now();
   if (options.behavior_as_old_logp) {
     if (!batch->behavior_logp.defined()) {
       return absl::InvalidArgumentError("behavior_as_old_logp needs batch.behavior_logp");
     }
     batch->old_logp = batch->behavior_logp;
   } else {
-    SFPO_ASSIGN_OR_RETURN(batch->old_logp,
-                          ComputeSequenceLogp(policy, *batch, update.micro_batch_tokens));
+    SFPO_ASSIGN_OR_RETURN(batch->old_logp, compute_logp());
     if (batch->behavior_logp.defined()) {
       SFPO_RETURN_IF_ERROR(GuardTorch("behavior logp", [&]() -> absl::Status {
         torch::NoGradGuard no_grad;
         const at::Tensor mask = batch->response_mask.ne(0).to(torch::kFloat64);
         const at::Tensor diff =
-            (batch->old_logp.to(torch::kFloat64) - batch->behavior_logp.to(torch::kFloat64))
-                .abs() *
+            (batch->old_logp.to(torch::kFloat64) - batch->behavior_logp.to(torch::kFloat64)).abs() *
             mask;
         stats.behavior_logp_abs_diff =
             diff.sum().item<double>() / std::max(1.0, mask.sum().item<double>());
@@ -127,6 +120,17 @@ absl::StatusOr<SlowFastStepStats> SlowFastUpdater::Step(const PolicyFn& policy,
       }));
     }
   }
+  return stats;
+}
+
+absl::StatusOr<SlowFastStepStats> SlowFastUpdater::Step(
+    const PolicyFn& policy, torch::optim::Optimizer* optimizer, RolloutBatch* batch,
+    const UpdateOptions& update, const SlowFastOptions& options, const GroupOrderFn& group_order) {
+  // 1. old_logp at theta_0, once, before any update.
+  Clock::time_point t = Clock::now();
+  SFPO_ASSIGN_OR_RETURN(SlowFastStepStats stats, BeginOuterStep(batch, options, [&] {
+                          return ComputeSequenceLogp(policy, *batch, update.micro_batch_tokens);
+                        }));
   stats.old_logprob_seconds = SecondsSince(t);
 
   auto order = [&]() {

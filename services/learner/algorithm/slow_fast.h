@@ -22,11 +22,11 @@
 namespace sfpo {
 
 struct SlowFastStepStats {
-  int64_t inner_steps = 0;         // K used for this step (0: a GRPO step)
+  int64_t inner_steps = 0;  // K used for this step (0: a GRPO step)
   double alpha = 1.0;
-  std::vector<PassStats> passes;   // K fast passes, then the slow one (the last)
-  double theta_k_distance = 0;     // ||theta_K - theta_0|| (0 when K = 0)
-  double theta_next_distance = 0;  // ||theta_next - theta_0|| (NaN when K = 0: no copy kept)
+  std::vector<PassStats> passes;      // K fast passes, then the slow one (the last)
+  double theta_k_distance = 0;        // ||theta_K - theta_0|| (0 when K = 0)
+  double theta_next_distance = 0;     // ||theta_next - theta_0|| (NaN when K = 0: no copy kept)
   double behavior_logp_abs_diff = 0;  // token mean |old_logp - behavior_logp| (0 without)
   double old_logprob_seconds = 0, fast_seconds = 0, reposition_seconds = 0, slow_seconds = 0;
 };
@@ -49,8 +49,7 @@ class SlowFastUpdater {
   // Runs one outer step on `batch` (prepared, with advantages; old_logp is computed here, once,
   // and stored in the batch). INVALID_ARGUMENT for bad options or batch, INTERNAL for Torch
   // errors.
-  absl::StatusOr<SlowFastStepStats> Step(const PolicyFn& policy,
-                                         torch::optim::Optimizer* optimizer,
+  absl::StatusOr<SlowFastStepStats> Step(const PolicyFn& policy, torch::optim::Optimizer* optimizer,
                                          RolloutBatch* batch, const UpdateOptions& update,
                                          const SlowFastOptions& options,
                                          const GroupOrderFn& group_order = nullptr);
@@ -66,6 +65,14 @@ class SlowFastUpdater {
   std::vector<at::Tensor> params_;
   std::vector<at::Tensor> theta0_;  // one per parameter, same shape/dtype/device
 };
+
+// The first stage of an outer step, shared by SlowFastUpdater and the data-parallel updater:
+// validates `options` (INVALID_ARGUMENT naming sfpo.inner_steps / sfpo.alpha), then sets
+// batch->old_logp to the workers' behavior_logp (options.behavior_as_old_logp) or to
+// `compute_logp()`, and returns stats with inner_steps, alpha and behavior_logp_abs_diff filled.
+absl::StatusOr<SlowFastStepStats> BeginOuterStep(
+    RolloutBatch* batch, const SlowFastOptions& options,
+    const std::function<absl::StatusOr<at::Tensor>()>& compute_logp);
 
 // theta_0[i] <- params[i] (allocating theta_0 when empty or released).
 void SaveParameters(const std::vector<at::Tensor>& params, std::vector<at::Tensor>* theta0);

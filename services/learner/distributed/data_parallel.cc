@@ -376,43 +376,14 @@ absl::StatusOr<SlowFastStepStats> DataParallelUpdater::Step(
     const PolicyFn& policy, RolloutBatch* batch, const UpdateOptions& update,
     const SlowFastOptions& options, const GroupOrderFn& group_order, double lr) {
   Impl& m = *impl_;
-  if (options.inner_steps < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sfpo.inner_steps must be >= 0, got ", options.inner_steps));
-  }
-  if (!(options.alpha >= 0.0 && options.alpha <= 1.0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sfpo.alpha must be in [0, 1], got ", options.alpha));
-  }
   if (batch->lengths.size() != static_cast<size_t>(batch->num_sequences())) {
     return absl::InvalidArgumentError("batch is not prepared (call PrepareBatch)");
   }
-  SlowFastStepStats stats;
-  stats.inner_steps = options.inner_steps;
-  stats.alpha = options.alpha;
-
   // 1. old_logp at theta_0, once, every rank a share of the groups.
   Clock::time_point t = Clock::now();
-  if (options.behavior_as_old_logp) {
-    if (!batch->behavior_logp.defined()) {
-      return absl::InvalidArgumentError("behavior_as_old_logp needs batch.behavior_logp");
-    }
-    batch->old_logp = batch->behavior_logp;
-  } else {
-    SFPO_ASSIGN_OR_RETURN(batch->old_logp, SequenceLogp(policy, *batch, update.micro_batch_tokens));
-    if (batch->behavior_logp.defined()) {
-      SFPO_RETURN_IF_ERROR(GuardTorch("behavior logp", [&]() -> absl::Status {
-        torch::NoGradGuard no_grad;
-        const at::Tensor mask = batch->response_mask.ne(0).to(torch::kFloat64);
-        const at::Tensor diff =
-            (batch->old_logp.to(torch::kFloat64) - batch->behavior_logp.to(torch::kFloat64)).abs() *
-            mask;
-        stats.behavior_logp_abs_diff =
-            diff.sum().item<double>() / std::max(1.0, mask.sum().item<double>());
-        return absl::OkStatus();
-      }));
-    }
-  }
+  SFPO_ASSIGN_OR_RETURN(SlowFastStepStats stats, BeginOuterStep(batch, options, [&] {
+                          return SequenceLogp(policy, *batch, update.micro_batch_tokens);
+                        }));
   SFPO_RETURN_IF_ERROR(GuardTorch("row tokens", [&] {
     const at::Tensor tok =
         batch->response_mask.ne(0).sum(1).to(torch::kCPU, torch::kFloat64).contiguous();
