@@ -172,10 +172,10 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& config) {
   o.lr.warmup_steps = l.warmup_steps;
   SFPO_ASSIGN_OR_RETURN(o.lr.kind, ParseLrSchedule(l.schedule));
   o.lr.total_steps = config.run.total_steps;
-  o.adam_beta1 = l.adam_beta1;
-  o.adam_beta2 = l.adam_beta2;
-  o.adam_eps = l.adam_eps;
-  o.weight_decay = l.weight_decay;
+  o.adam.beta1 = l.adam_beta1;
+  o.adam.beta2 = l.adam_beta2;
+  o.adam.eps = l.adam_eps;
+  o.adam.weight_decay = l.weight_decay;
   o.temperature = config.rollout.temperature;
   o.seed = static_cast<uint64_t>(config.run.seed);
   o.bucket_bytes = config.learner.bucket_mb << 20;
@@ -256,12 +256,13 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   }
   if (options.slow_fast.inner_steps < 0 || !(options.slow_fast.alpha >= 0) ||
       !(options.slow_fast.alpha <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sfpo.inner_steps must be >= 0 and sfpo.alpha in [0, 1], got ",
-        options.slow_fast.inner_steps, " and ", options.slow_fast.alpha));
+    return absl::InvalidArgumentError(
+        absl::StrCat("sfpo.inner_steps must be >= 0 and sfpo.alpha in [0, 1], got ",
+                     options.slow_fast.inner_steps, " and ", options.slow_fast.alpha));
   }
   if (!(options.lr.base_lr > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("learner.lr must be > 0, got ", options.lr.base_lr));
+    return absl::InvalidArgumentError(
+        absl::StrCat("learner.lr must be > 0, got ", options.lr.base_lr));
   }
   auto state = std::make_unique<State>();
   state->options = options;
@@ -280,11 +281,12 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
       state->names.push_back(item.key());
       state->params.push_back(item.value());
     }
-    if (state->params.empty()) return absl::InvalidArgumentError("policy has no trainable parameters");
+    if (state->params.empty())
+      return absl::InvalidArgumentError("policy has no trainable parameters");
     torch::optim::AdamWOptions adam(options.lr.base_lr);
-    adam.betas({options.adam_beta1, options.adam_beta2})
-        .eps(options.adam_eps)
-        .weight_decay(options.weight_decay);
+    adam.betas({options.adam.beta1, options.adam.beta2})
+        .eps(options.adam.eps)
+        .weight_decay(options.adam.weight_decay);
     state->adam = std::make_unique<torch::optim::AdamW>(state->params, adam);
     state->updater = std::make_unique<SlowFastUpdater>(state->params);
     return absl::OkStatus();
@@ -292,10 +294,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   if (collectives != nullptr) {
     DataParallelOptions dp;
     dp.bucket_bytes = options.bucket_bytes;
-    dp.adam_beta1 = options.adam_beta1;
-    dp.adam_beta2 = options.adam_beta2;
-    dp.adam_eps = options.adam_eps;
-    dp.weight_decay = options.weight_decay;
+    dp.adam = options.adam;
     SFPO_ASSIGN_OR_RETURN(state->dp, DataParallelUpdater::Create(state->params, collectives, dp));
   }
   return std::unique_ptr<Trainer>(new Trainer(std::move(state)));
@@ -321,14 +320,13 @@ absl::StatusOr<StepDiagnostics> Trainer::Step(RolloutBatch batch) {
 
   // Advantages per group; zero-variance groups counted and optionally dropped.
   Clock::time_point t = Clock::now();
-  SFPO_ASSIGN_OR_RETURN(
-      GroupAdvantages adv,
-      ComputeGroupAdvantages(batch.rewards.to(torch::kFloat64), batch.group_size, s.options.advantages));
+  SFPO_ASSIGN_OR_RETURN(GroupAdvantages adv,
+                        ComputeGroupAdvantages(batch.rewards.to(torch::kFloat64), batch.group_size,
+                                               s.options.advantages));
   d.groups = batch.num_groups();
   d.zero_variance_groups = adv.zero_variance_groups;
-  SFPO_RETURN_IF_ERROR(TorchCall([&] {
-    d.reward_mean = batch.rewards.to(torch::kFloat64).mean().item<double>();
-  }));
+  SFPO_RETURN_IF_ERROR(
+      TorchCall([&] { d.reward_mean = batch.rewards.to(torch::kFloat64).mean().item<double>(); }));
   batch.advantages = adv.advantages;
   if (s.options.drop_zero_variance_groups && adv.zero_variance_groups > 0) {
     if (adv.informative_groups.empty()) {
@@ -341,24 +339,21 @@ absl::StatusOr<StepDiagnostics> Trainer::Step(RolloutBatch batch) {
   d.sequences = batch.num_sequences();
   const at::Device device = s.params.front().device();
   SFPO_RETURN_IF_ERROR(TorchCall([&] {
-    for (at::Tensor* x : {&batch.input_ids, &batch.response_mask, &batch.advantages,
-                          &batch.behavior_logp}) {
+    for (at::Tensor* x :
+         {&batch.input_ids, &batch.response_mask, &batch.advantages, &batch.behavior_logp}) {
       if (x->defined()) *x = x->to(device);
     }
   }));
   d.advantage_seconds = SecondsSince(t);
 
   t = Clock::now();
-  const CollectiveStats before =
-      s.dp != nullptr ? s.dp->collectives()->stats() : CollectiveStats{};
+  const CollectiveStats before = s.dp != nullptr ? s.dp->collectives()->stats() : CollectiveStats{};
   if (s.options.update.loss.kl_coef > 0 && s.dp != nullptr) {
-    SFPO_ASSIGN_OR_RETURN(batch.ref_logp,
-                          s.dp->SequenceLogp(s.PolicyFunction(s.reference), batch,
-                                             s.options.update.micro_batch_tokens));
+    SFPO_ASSIGN_OR_RETURN(batch.ref_logp, s.dp->SequenceLogp(s.PolicyFunction(s.reference), batch,
+                                                             s.options.update.micro_batch_tokens));
   } else if (s.options.update.loss.kl_coef > 0) {
-    SFPO_ASSIGN_OR_RETURN(batch.ref_logp,
-                          ComputeSequenceLogp(s.PolicyFunction(s.reference), batch,
-                                              s.options.update.micro_batch_tokens));
+    SFPO_ASSIGN_OR_RETURN(batch.ref_logp, ComputeSequenceLogp(s.PolicyFunction(s.reference), batch,
+                                                              s.options.update.micro_batch_tokens));
   }
   d.reference_seconds = SecondsSince(t);
 
@@ -384,8 +379,8 @@ absl::StatusOr<StepDiagnostics> Trainer::Step(RolloutBatch batch) {
     };
   }
   if (s.dp != nullptr) {
-    SFPO_ASSIGN_OR_RETURN(d.update, s.dp->Step(s.PolicyFunction(s.policy), &batch,
-                                               s.options.update, sf, order, d.lr));
+    SFPO_ASSIGN_OR_RETURN(d.update, s.dp->Step(s.PolicyFunction(s.policy), &batch, s.options.update,
+                                               sf, order, d.lr));
     const CollectiveStats after = s.dp->collectives()->stats();
     d.ranks = s.dp->collectives()->world_size();
     d.all_reduce_seconds = after.all_reduce_seconds - before.all_reduce_seconds;
@@ -586,47 +581,46 @@ absl::Status Trainer::LoadCheckpointOnThisRank(const std::string& dir, Checkpoin
   if (opt.value("type", "adamw") == "adamw-sharded") {
     SFPO_RETURN_IF_ERROR(LoadShardedOptimizer(dir, opt, s.params, *s.adam, s.dp.get()));
   } else {
-  const json& with_state = opt.value("params_with_state", json::array());
-  SFPO_RETURN_IF_ERROR(TorchCall([&]() -> absl::Status {
-    torch::serialize::InputArchive archive;
-    archive.load_from(absl::StrCat(dir, "/", kOptimizerFile));
-    s.adam->state().clear();
-    for (const json& index : with_state) {
-      const size_t i = index.get<size_t>();
-      if (i >= s.params.size()) return bad(absl::StrCat("optimizer state for parameter ", i));
-      torch::Tensor step, exp_avg, exp_avg_sq;
-      if (!archive.try_read(absl::StrCat("p", i, "_step"), step) ||
-          !archive.try_read(absl::StrCat("p", i, "_exp_avg"), exp_avg) ||
-          !archive.try_read(absl::StrCat("p", i, "_exp_avg_sq"), exp_avg_sq)) {
-        return absl::InvalidArgumentError(absl::StrCat(dir, "/", kOptimizerFile,
-                                                       ": no AdamW state for parameter ",
-                                                       s.names[i]));
-      }
-      const at::Tensor& p = s.params[i];
-      if (exp_avg.sizes() != p.sizes() || exp_avg_sq.sizes() != p.sizes() ||
-          exp_avg.scalar_type() != p.scalar_type()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            dir, "/", kOptimizerFile, ": AdamW state of ", s.names[i], " has shape ",
-            ShapeString(exp_avg.sizes()), ", parameter ", ShapeString(p.sizes())));
-      }
-      auto st = std::make_unique<torch::optim::AdamWParamState>();
-      st->step(step.item<int64_t>());
-      st->exp_avg(exp_avg.to(p.device()).contiguous());
-      st->exp_avg_sq(exp_avg_sq.to(p.device()).contiguous());
-      s.adam->state()[OptimizerKey(p)] = std::move(st);
-    }
-    return absl::OkStatus();
-  }));
-  if (s.dp != nullptr) {
-    // A one-rank checkpoint on data-parallel ranks: consolidated moments, re-sharded.
-    int64_t step = 0;
-    at::Tensor m, v;
-    SFPO_RETURN_IF_ERROR(TorchCall([&] {
-      AdamStateToFlat(s.params, *s.adam, &step, &m, &v);
+    const json& with_state = opt.value("params_with_state", json::array());
+    SFPO_RETURN_IF_ERROR(TorchCall([&]() -> absl::Status {
+      torch::serialize::InputArchive archive;
+      archive.load_from(absl::StrCat(dir, "/", kOptimizerFile));
       s.adam->state().clear();
+      for (const json& index : with_state) {
+        const size_t i = index.get<size_t>();
+        if (i >= s.params.size()) return bad(absl::StrCat("optimizer state for parameter ", i));
+        torch::Tensor step, exp_avg, exp_avg_sq;
+        if (!archive.try_read(absl::StrCat("p", i, "_step"), step) ||
+            !archive.try_read(absl::StrCat("p", i, "_exp_avg"), exp_avg) ||
+            !archive.try_read(absl::StrCat("p", i, "_exp_avg_sq"), exp_avg_sq)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              dir, "/", kOptimizerFile, ": no AdamW state for parameter ", s.names[i]));
+        }
+        const at::Tensor& p = s.params[i];
+        if (exp_avg.sizes() != p.sizes() || exp_avg_sq.sizes() != p.sizes() ||
+            exp_avg.scalar_type() != p.scalar_type()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(dir, "/", kOptimizerFile, ": AdamW state of ", s.names[i], " has shape ",
+                           ShapeString(exp_avg.sizes()), ", parameter ", ShapeString(p.sizes())));
+        }
+        auto st = std::make_unique<torch::optim::AdamWParamState>();
+        st->step(step.item<int64_t>());
+        st->exp_avg(exp_avg.to(p.device()).contiguous());
+        st->exp_avg_sq(exp_avg_sq.to(p.device()).contiguous());
+        s.adam->state()[OptimizerKey(p)] = std::move(st);
+      }
+      return absl::OkStatus();
     }));
-    SFPO_RETURN_IF_ERROR(s.dp->LoadFullState(step, m, v, at::Tensor()));
-  }
+    if (s.dp != nullptr) {
+      // A one-rank checkpoint on data-parallel ranks: consolidated moments, re-sharded.
+      int64_t step = 0;
+      at::Tensor m, v;
+      SFPO_RETURN_IF_ERROR(TorchCall([&] {
+        AdamStateToFlat(s.params, *s.adam, &step, &m, &v);
+        s.adam->state().clear();
+      }));
+      SFPO_RETURN_IF_ERROR(s.dp->LoadFullState(step, m, v, at::Tensor()));
+    }
   }
   if (s.dp != nullptr) SFPO_RETURN_IF_ERROR(s.dp->SyncFromParameters());
   s.rng = rng;

@@ -20,6 +20,7 @@
 #include "services/learner/algorithm/lr_schedule.h"
 #include "services/learner/algorithm/slow_fast.h"
 #include "services/learner/algorithm/update_pass.h"
+#include "services/learner/distributed/data_parallel.h"
 
 namespace sfpo {
 
@@ -35,8 +36,8 @@ struct TrainerOptions {
   AdvantageOptions advantages;
   bool drop_zero_variance_groups = false;
   LrScheduleOptions lr;
-  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8, weight_decay = 0.01;
-  double temperature = 1.0;  // the sampling temperature: log-probs are of logits / temperature
+  AdamWHyperparameters adam;
+  double temperature = 1.0;    // the sampling temperature: log-probs are of logits / temperature
   bool shuffle_groups = true;  // a fresh group order per pass, from the trainer's RNG
   uint64_t seed = 0;
   // Data-parallel ranks only: the size of the gradient and parameter buckets.
@@ -52,12 +53,12 @@ struct StepDiagnostics {
   int64_t step = 0;            // the step just completed (0-based)
   int64_t policy_version = 0;  // the version the step produced
   bool sfpo_active = false;
-  double gate_z = 0;           // NaN when not evaluated
-  bool gate_fired = false;     // switched to GRPO before this step
+  double gate_z = 0;        // NaN when not evaluated
+  bool gate_fired = false;  // switched to GRPO before this step
   double lr = 0;
   int64_t groups = 0, sequences = 0, zero_variance_groups = 0, dropped_groups = 0;
   double reward_mean = 0;
-  double entropy = 0;          // mean token entropy of the last pass
+  double entropy = 0;  // mean token entropy of the last pass
   SlowFastStepStats update;
   double advantage_seconds = 0, reference_seconds = 0, step_seconds = 0;
   // Data-parallel figures of this step (ranks = 1 and zeros without collectives).
@@ -76,7 +77,7 @@ std::string StepDiagnosticsToJson(const StepDiagnostics& d);
 struct CheckpointExtras {
   int64_t data_cursor = 0;
   std::string caller_json = "{}";  // opaque JSON value (e.g. the lease ledger)
-  std::string config_yaml;          // saved as config.yaml when not empty
+  std::string config_yaml;         // saved as config.yaml when not empty
 };
 
 class Trainer {

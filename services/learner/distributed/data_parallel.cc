@@ -206,15 +206,15 @@ struct DataParallelUpdater::Impl {
 
   // LibTorch 1.13's torch::optim::AdamW::step, elementwise on this rank's shard.
   void AdamWStep(double lr) {
-    const double beta1 = options.adam_beta1, beta2 = options.adam_beta2;
-    if (options.weight_decay != 0) param_shard.mul_(1 - lr * options.weight_decay);
+    const double beta1 = options.adam.beta1, beta2 = options.adam.beta2;
+    if (options.adam.weight_decay != 0) param_shard.mul_(1 - lr * options.adam.weight_decay);
     ++adam_step;
     const double bias_correction1 = 1 - std::pow(beta1, adam_step);
     const double bias_correction2 = 1 - std::pow(beta2, adam_step);
     exp_avg.mul_(beta1).add_(grad_shard, 1 - beta1);
     exp_avg_sq.mul_(beta2).addcmul_(grad_shard, grad_shard, 1 - beta2);
     const at::Tensor denom =
-        (exp_avg_sq.sqrt() / std::sqrt(bias_correction2)).add_(options.adam_eps);
+        (exp_avg_sq.sqrt() / std::sqrt(bias_correction2)).add_(options.adam.eps);
     const double step_size = lr / bias_correction1;
     param_shard.addcdiv_(exp_avg, denom, -step_size);
   }

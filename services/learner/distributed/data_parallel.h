@@ -56,9 +56,14 @@ struct ShardLayout {
   std::pair<int64_t, int64_t> Owned(const Bucket& b) const;
 };
 
+// AdamW's hyperparameters: one set for the single-rank torch::optim::AdamW and the sharded one.
+struct AdamWHyperparameters {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01;
+};
+
 struct DataParallelOptions {
   int64_t bucket_bytes = int64_t{25} << 20;  // gradient and parameter buckets
-  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8, weight_decay = 0.01;
+  AdamWHyperparameters adam;
 };
 
 // The sharded optimizer and SFPO state of one rank, for checkpoints and tests. Tensors are

@@ -62,7 +62,7 @@ struct RunSetup {
     update.micro_batch_tokens = 20;
     update.loss.entropy_coef = 0.01;
     update.grad_clip = 0.5;
-    dp.weight_decay = 0.01;
+    dp.adam.weight_decay = 0.01;
   }
 };
 
@@ -103,9 +103,9 @@ RunResult RunReference(const RunSetup& s) {
   BigramPolicy policy(kVocab, s.dtype, 7);
   std::vector<torch::Tensor> params = policy->Trainable();
   torch::optim::AdamW adam(params, torch::optim::AdamWOptions(s.lr)
-                                       .betas({s.dp.adam_beta1, s.dp.adam_beta2})
-                                       .eps(s.dp.adam_eps)
-                                       .weight_decay(s.dp.weight_decay));
+                                       .betas({s.dp.adam.beta1, s.dp.adam.beta2})
+                                       .eps(s.dp.adam.eps)
+                                       .weight_decay(s.dp.adam.weight_decay));
   SlowFastUpdater updater(params);
   GroupOrderFn order = Shuffler(11);
   RunResult out;
