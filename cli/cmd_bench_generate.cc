@@ -20,7 +20,9 @@ namespace sfpo {
 namespace {
 
 struct BenchGenerateFlags {
-  int64_t layers = 4, hidden = 256, heads = 4, kv_heads = 2, intermediate = 704, vocab = 64;
+  BenchModelFlags model{/*layers=*/4,         /*hidden=*/256,
+                        /*heads=*/4,          /*kv_heads=*/2,
+                        /*intermediate=*/704, /*vocab=*/64};
   int64_t batch = 64, prompt_tokens = 32, new_tokens = 128;
   int threads = 1;
   uint64_t seed = 0;
@@ -37,25 +39,21 @@ double MatmulPeakGflops(int64_t n, int repeats) {
   for (int i = 0; i < repeats; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     torch::mm_out(c, a, b);
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return 2.0 * n * n * n / best / 1e9;
 }
 
 int RunBenchGenerate(const BenchGenerateFlags& f) {
   SetTorchThreads(f.threads);
-  ModelArch arch;
-  arch.num_hidden_layers = f.layers;
-  arch.hidden_size = f.hidden;
-  arch.num_attention_heads = f.heads;
-  arch.num_key_value_heads = f.kv_heads;
-  arch.intermediate_size = f.intermediate;
-  arch.vocab_size = f.vocab;
-  arch.max_position_embeddings = f.prompt_tokens + f.new_tokens;
-  arch.tie_word_embeddings = true;
-  if (absl::Status s = ValidateModelArch(arch, "bench generate"); !s.ok()) return FailWith(s);
+  absl::StatusOr<ModelArch> arch_or =
+      BenchModelArch(f.model, f.prompt_tokens + f.new_tokens, "bench generate");
+  if (!arch_or.ok()) return FailWith(arch_or.status());
+  const ModelArch& arch = *arch_or;
   if (f.batch < 1 || f.prompt_tokens < 1 || f.new_tokens < 1) {
-    return FailWith(absl::InvalidArgumentError("--batch, --prompt-tokens and --new-tokens must be >= 1"));
+    return FailWith(
+        absl::InvalidArgumentError("--batch, --prompt-tokens and --new-tokens must be >= 1"));
   }
 
   Policy policy(arch);
@@ -71,7 +69,7 @@ int RunBenchGenerate(const BenchGenerateFlags& f) {
   for (int64_t i = 0; i < f.batch; ++i) {
     requests[i].seed = f.seed * 1000003 + i;
     for (int64_t t = 0; t < f.prompt_tokens; ++t) {
-      requests[i].prompt.push_back(static_cast<int32_t>(rng() % f.vocab));
+      requests[i].prompt.push_back(static_cast<int32_t>(rng() % f.model.vocab));
     }
   }
   SamplingOptions sampling;
@@ -108,9 +106,15 @@ int RunBenchGenerate(const BenchGenerateFlags& f) {
   nlohmann::json out = {
       {"engine", "sfpo"},
       {"threads", at::get_num_threads()},
-      {"layers", f.layers}, {"hidden", f.hidden}, {"heads", f.heads}, {"kv_heads", f.kv_heads},
-      {"intermediate", f.intermediate}, {"vocab", f.vocab}, {"batch", f.batch},
-      {"prompt_tokens", f.prompt_tokens}, {"new_tokens", f.new_tokens},
+      {"layers", f.model.layers},
+      {"hidden", f.model.hidden},
+      {"heads", f.model.heads},
+      {"kv_heads", f.model.kv_heads},
+      {"intermediate", f.model.intermediate},
+      {"vocab", f.model.vocab},
+      {"batch", f.batch},
+      {"prompt_tokens", f.prompt_tokens},
+      {"new_tokens", f.new_tokens},
       {"params", params},
       {"flops_per_token", flops_per_token},
       {"prefill_tokens_per_s", prefill_tps},
@@ -129,19 +133,13 @@ int RunBenchGenerate(const BenchGenerateFlags& f) {
   return 0;
 }
 
-
 }  // namespace
 
 void AddBenchGenerateCommand(CLI::App* root, CommandTable* table) {
   auto flags = std::make_shared<BenchGenerateFlags>();
   CLI::App* cmd = BenchCommand(root)->add_subcommand(
       "generate", "Generation engine throughput on a random Qwen2 model, with the matmul peak");
-  cmd->add_option("--layers", flags->layers, "Decoder layers");
-  cmd->add_option("--hidden", flags->hidden, "Hidden size");
-  cmd->add_option("--heads", flags->heads, "Attention heads");
-  cmd->add_option("--kv-heads", flags->kv_heads, "Key/value heads");
-  cmd->add_option("--intermediate", flags->intermediate, "MLP intermediate size");
-  cmd->add_option("--vocab", flags->vocab, "Vocabulary size");
+  AddBenchModelFlags(cmd, &flags->model);
   cmd->add_option("--batch", flags->batch, "Sequences generated together");
   cmd->add_option("--prompt-tokens", flags->prompt_tokens, "Random prompt tokens per sequence");
   cmd->add_option("--new-tokens", flags->new_tokens, "Tokens generated per sequence");

@@ -33,7 +33,9 @@ namespace {
 
 struct BenchLearnerFlags {
   std::string algo = "sfpo";
-  int64_t layers = 2, hidden = 256, heads = 4, kv_heads = 2, intermediate = 768, vocab = 1024;
+  BenchModelFlags model{/*layers=*/2,         /*hidden=*/256,
+                        /*heads=*/4,          /*kv_heads=*/2,
+                        /*intermediate=*/768, /*vocab=*/1024};
   int64_t batch_prompts = 8, group = 8, prompt_tokens = 16, response_tokens = 64;
   int64_t steps = 3, warmup = 1, threads = 0;
   int64_t inner_steps = 3;
@@ -72,7 +74,7 @@ RolloutBatch RandomBatch(const BenchLearnerFlags& f) {
   const int64_t t = f.prompt_tokens + f.response_tokens;
   RolloutBatch batch;
   batch.group_size = f.group;
-  batch.input_ids = torch::randint(0, f.vocab, {n, t}, torch::kInt64);
+  batch.input_ids = torch::randint(0, f.model.vocab, {n, t}, torch::kInt64);
   batch.response_mask = torch::zeros({n, t}, torch::kFloat32);
   batch.response_mask.narrow(1, f.prompt_tokens, f.response_tokens).fill_(1.0);
   batch.rewards = torch::randint(0, 2, {n}, torch::kFloat64);
@@ -200,20 +202,14 @@ absl::Status RunBench(const BenchLearnerFlags& f) {
   if (f.steps < 1 || f.batch_prompts < 1 || f.group < 2 || f.response_tokens < 1 ||
       f.prompt_tokens < 1) {
     return absl::InvalidArgumentError(
-        "--steps, --batch-prompts, --response-tokens and --prompt-tokens must be >= 1, --group >= 2");
+        "--steps, --batch-prompts, --response-tokens and --prompt-tokens must be >= 1, --group >= "
+        "2");
   }
   SetTorchThreads(static_cast<int>(f.threads));
   torch::manual_seed(0);
-  ModelArch arch;
-  arch.vocab_size = f.vocab;
-  arch.hidden_size = f.hidden;
-  arch.intermediate_size = f.intermediate;
-  arch.num_hidden_layers = f.layers;
-  arch.num_attention_heads = f.heads;
-  arch.num_key_value_heads = f.kv_heads;
-  arch.max_position_embeddings = f.prompt_tokens + f.response_tokens;
-  arch.tie_word_embeddings = true;
-  SFPO_RETURN_IF_ERROR(ValidateModelArch(arch, "bench learner flags"));
+  SFPO_ASSIGN_OR_RETURN(
+      const ModelArch arch,
+      BenchModelArch(f.model, f.prompt_tokens + f.response_tokens, "bench learner flags"));
 
   Policy policy{nullptr};
   int64_t params = 0, param_bytes = 0;
@@ -230,7 +226,8 @@ absl::Status RunBench(const BenchLearnerFlags& f) {
   options.slow_fast.inner_steps = f.inner_steps;
   options.slow_fast.alpha = f.alpha;
   options.gate.mode = GateMode::kNone;  // measure SFPO steps throughout
-  options.update.mini_batch_groups = f.mini_batch_prompts > 0 ? f.mini_batch_prompts : f.batch_prompts;
+  options.update.mini_batch_groups =
+      f.mini_batch_prompts > 0 ? f.mini_batch_prompts : f.batch_prompts;
   options.update.micro_batch_tokens = f.micro_batch_tokens;
   options.lr.base_lr = 1e-6;
   options.bucket_bytes = f.bucket_mb << 20;
@@ -259,25 +256,24 @@ absl::Status RunBench(const BenchLearnerFlags& f) {
     }
   }
   const int64_t peak = ProcStatusBytes("VmHWM");
-  nlohmann::json j = {
-      {"algo", f.algo},
-      {"params", params},
-      {"param_bytes", param_bytes},
-      {"step_seconds", Median(step_s)},
-      {"step_seconds_all", step_s},
-      {"stage_seconds",
-       {{"old_logprob", Median(old_s)},
-        {"fast", Median(fast_s)},
-        {"reposition", Median(repos_s)},
-        {"slow", Median(slow_s)}}},
-      {"rss_before_steps_bytes", rss_before},
-      {"peak_rss_bytes", peak},
-      {"peak_rss_reset", reset},
-      {"saved_state_bytes", trainer->saved_parameter_bytes()},
-      {"inner_steps", options.sfpo ? f.inner_steps : 0},
-      {"sequences", f.batch_prompts * f.group},
-      {"tokens_per_sequence", f.prompt_tokens + f.response_tokens},
-      {"threads", at::get_num_threads()}};
+  nlohmann::json j = {{"algo", f.algo},
+                      {"params", params},
+                      {"param_bytes", param_bytes},
+                      {"step_seconds", Median(step_s)},
+                      {"step_seconds_all", step_s},
+                      {"stage_seconds",
+                       {{"old_logprob", Median(old_s)},
+                        {"fast", Median(fast_s)},
+                        {"reposition", Median(repos_s)},
+                        {"slow", Median(slow_s)}}},
+                      {"rss_before_steps_bytes", rss_before},
+                      {"peak_rss_bytes", peak},
+                      {"peak_rss_reset", reset},
+                      {"saved_state_bytes", trainer->saved_parameter_bytes()},
+                      {"inner_steps", options.sfpo ? f.inner_steps : 0},
+                      {"sequences", f.batch_prompts * f.group},
+                      {"tokens_per_sequence", f.prompt_tokens + f.response_tokens},
+                      {"threads", at::get_num_threads()}};
   if (f.json) {
     std::cout << j.dump() << std::endl;
   } else {
@@ -288,7 +284,6 @@ absl::Status RunBench(const BenchLearnerFlags& f) {
   return absl::OkStatus();
 }
 
-
 }  // namespace
 
 void AddBenchLearnerCommand(CLI::App* root, CommandTable* table) {
@@ -296,12 +291,7 @@ void AddBenchLearnerCommand(CLI::App* root, CommandTable* table) {
   CLI::App* cmd = BenchCommand(root)->add_subcommand(
       "learner", "Time full GRPO/SFPO outer steps on random data");
   cmd->add_option("--algo", f->algo, "grpo | sfpo")->capture_default_str();
-  cmd->add_option("--layers", f->layers, "Decoder layers")->capture_default_str();
-  cmd->add_option("--hidden", f->hidden, "Hidden size")->capture_default_str();
-  cmd->add_option("--heads", f->heads, "Attention heads")->capture_default_str();
-  cmd->add_option("--kv-heads", f->kv_heads, "Key/value heads")->capture_default_str();
-  cmd->add_option("--intermediate", f->intermediate, "MLP size")->capture_default_str();
-  cmd->add_option("--vocab", f->vocab, "Vocabulary size")->capture_default_str();
+  AddBenchModelFlags(cmd, &f->model);
   cmd->add_option("--batch-prompts", f->batch_prompts, "Prompts per step")->capture_default_str();
   cmd->add_option("--group", f->group, "Completions per prompt")->capture_default_str();
   cmd->add_option("--prompt-tokens", f->prompt_tokens, "Prompt length")->capture_default_str();
@@ -313,7 +303,8 @@ void AddBenchLearnerCommand(CLI::App* root, CommandTable* table) {
   cmd->add_option("--inner-steps", f->inner_steps, "SFPO K")->capture_default_str();
   cmd->add_option("--alpha", f->alpha, "SFPO alpha")->capture_default_str();
   cmd->add_option("--mini-batch-prompts", f->mini_batch_prompts,
-                  "Prompts per optimizer step (0: all)")->capture_default_str();
+                  "Prompts per optimizer step (0: all)")
+      ->capture_default_str();
   cmd->add_option("--micro-batch-tokens", f->micro_batch_tokens, "Tokens per forward")
       ->capture_default_str();
   cmd->add_option("--ranks", f->ranks,

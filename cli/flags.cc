@@ -5,10 +5,36 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
-#include "cli/commands.h"
 #include "absl/time/clock.h"
+#include "cli/commands.h"
 
 namespace sfpo {
+
+void AddBenchModelFlags(CLI::App* cmd, BenchModelFlags* flags) {
+  cmd->add_option("--layers", flags->layers, "Decoder layers")->capture_default_str();
+  cmd->add_option("--hidden", flags->hidden, "Hidden size")->capture_default_str();
+  cmd->add_option("--heads", flags->heads, "Attention heads")->capture_default_str();
+  cmd->add_option("--kv-heads", flags->kv_heads, "Key/value heads")->capture_default_str();
+  cmd->add_option("--intermediate", flags->intermediate, "MLP intermediate size")
+      ->capture_default_str();
+  cmd->add_option("--vocab", flags->vocab, "Vocabulary size")->capture_default_str();
+}
+
+absl::StatusOr<ModelArch> BenchModelArch(const BenchModelFlags& flags, int64_t max_positions,
+                                         const std::string& what) {
+  ModelArch arch;
+  arch.num_hidden_layers = flags.layers;
+  arch.hidden_size = flags.hidden;
+  arch.num_attention_heads = flags.heads;
+  arch.num_key_value_heads = flags.kv_heads;
+  arch.intermediate_size = flags.intermediate;
+  arch.vocab_size = flags.vocab;
+  arch.max_position_embeddings = max_positions;
+  arch.tie_word_embeddings = true;
+  absl::Status valid = ValidateModelArch(arch, what);
+  if (!valid.ok()) return valid;
+  return arch;
+}
 namespace {
 std::atomic<bool> g_shutdown{false};
 extern "C" void OnShutdownSignal(int) { g_shutdown.store(true); }

@@ -10,12 +10,27 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/config.h"
+#include "common/model_arch.h"
 
 namespace CLI {
 class App;
 }  // namespace CLI
 
 namespace sfpo {
+
+// The shape of a benchmark's synthetic model (--layers, --hidden, --heads, --kv-heads,
+// --intermediate, --vocab); each benchmark sets its own defaults.
+struct BenchModelFlags {
+  int64_t layers = 0, hidden = 0, heads = 0, kv_heads = 0, intermediate = 0, vocab = 0;
+};
+
+// Adds the BenchModelFlags options to `cmd`, showing their defaults.
+void AddBenchModelFlags(CLI::App* cmd, BenchModelFlags* flags);
+
+// A tied-embedding Qwen2 architecture of that shape with `max_positions` positions;
+// INVALID_ARGUMENT naming `what` and the field when the shape is invalid.
+absl::StatusOr<ModelArch> BenchModelArch(const BenchModelFlags& flags, int64_t max_positions,
+                                         const std::string& what);
 
 struct ConfigFlags {
   std::string config_file;
