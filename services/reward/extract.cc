@@ -1,5 +1,6 @@
 #include "services/reward/extract.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -126,6 +127,18 @@ bool LooksBare(absl::string_view text, int max_bytes) {
   return words == 0 || (words == 1 && short_runs == 0);
 }
 
+// The first capture group of the last match of `re` in `text`, scanning left to right.
+std::optional<absl::string_view> LastCapture(absl::string_view text, const RE2& re) {
+  re2::StringPiece input(text.data(), text.size());
+  re2::StringPiece match;
+  std::optional<absl::string_view> last;
+  while (RE2::FindAndConsume(&input, re, &match)) {
+    last = absl::string_view(match.data(), match.size());
+    if (input.empty()) break;
+  }
+  return last;
+}
+
 }  // namespace
 
 absl::string_view TrimAnswer(absl::string_view text) {
@@ -202,16 +215,9 @@ absl::StatusOr<Extraction> ExtractAnswer(absl::string_view completion,
   SFPO_RETURN_IF_ERROR(budget->CheckDeadline());
   if (options.gsm8k_hashes) {
     static const RE2* re = new RE2(R"re(####[ \t]*([^\n]*))re");
-    re2::StringPiece input(text.data(), text.size());
-    re2::StringPiece match;
-    absl::string_view last;
-    bool found = false;
-    while (RE2::FindAndConsume(&input, *re, &match)) {
-      last = absl::string_view(match.data(), match.size());
-      found = true;
-      if (input.empty()) break;
+    if (std::optional<absl::string_view> last = LastCapture(text, *re)) {
+      return done(*last, "gsm8k");
     }
-    if (found) return done(last, "gsm8k");
   }
   if (options.answer_phrases) {
     static const RE2* re = new RE2(
@@ -233,15 +239,8 @@ absl::StatusOr<Extraction> ExtractAnswer(absl::string_view completion,
   }
   if (options.last_number) {
     static const RE2* re = new RE2(R"re((-?\d[\d,]*(?:\.\d+)?))re");
-    re2::StringPiece input(text.data(), text.size());
-    re2::StringPiece match;
-    absl::string_view last;
-    bool found = false;
-    while (RE2::FindAndConsume(&input, *re, &match)) {
-      last = absl::string_view(match.data(), match.size());
-      found = true;
-    }
-    if (found) {
+    if (std::optional<absl::string_view> found = LastCapture(text, *re)) {
+      absl::string_view last = *found;
       while (!last.empty() && last.back() == ',') last.remove_suffix(1);
       return done(last, "last_number");
     }
