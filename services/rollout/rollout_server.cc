@@ -2,8 +2,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <thread>
-
 #include "absl/synchronization/notification.h"
 #include "common/grpc_server.h"
 #include "common/status.h"
@@ -31,25 +29,24 @@ struct RolloutMetrics {
                       .Help("Completions generated")
                       .Register(r)
                       .Add({})),
-        generate_seconds(prometheus::BuildHistogram()
-                             .Name("sfpo_rollout_generate_seconds")
-                             .Help("Seconds per generation batch")
-                             .Register(r)
-                             .Add({},
-                                  prometheus::Histogram::BucketBoundaries{
-                                      0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60})),
+        generate_seconds(
+            prometheus::BuildHistogram()
+                .Name("sfpo_rollout_generate_seconds")
+                .Help("Seconds per generation batch")
+                .Register(r)
+                .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2,
+                                                                 5, 10, 30, 60})),
         version(prometheus::BuildGauge()
                     .Name("sfpo_rollout_policy_version")
                     .Help("Policy version the worker generates with (-1 before it has one)")
                     .Register(r)
                     .Add({}, -1.0)),
-        apply_seconds(prometheus::BuildHistogram()
-                          .Name("sfpo_rollout_weight_apply_seconds")
-                          .Help("Seconds to swap in a policy version")
-                          .Register(r)
-                          .Add({},
-                               prometheus::Histogram::BucketBoundaries{0.0001, 0.001, 0.01, 0.1,
-                                                                       1, 10})),
+        apply_seconds(
+            prometheus::BuildHistogram()
+                .Name("sfpo_rollout_weight_apply_seconds")
+                .Help("Seconds to swap in a policy version")
+                .Register(r)
+                .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.001, 0.01, 0.1, 1, 10})),
         weight_failures(prometheus::BuildCounter()
                             .Name("sfpo_rollout_weight_failures_total")
                             .Help("Policy versions refused (corrupt or malformed)")
@@ -64,7 +61,12 @@ struct RolloutMetrics {
                       .Name("sfpo_rollout_leases_in_flight")
                       .Help("Leases held and not yet submitted")
                       .Register(r)
-                      .Add({})) {}
+                      .Add({})),
+        leases(prometheus::BuildCounter()
+                   .Name("sfpo_rollout_leases_total")
+                   .Help("Leases (prompts) taken from the learner")
+                   .Register(r)
+                   .Add({})) {}
   prometheus::Counter& tokens;
   prometheus::Counter& sequences;
   prometheus::Histogram& generate_seconds;
@@ -73,6 +75,7 @@ struct RolloutMetrics {
   prometheus::Counter& weight_failures;
   prometheus::Counter& wait_weights;
   prometheus::Gauge& in_flight;
+  prometheus::Counter& leases;
 };
 
 class RolloutService final : public v1::RolloutWorker::Service {
@@ -130,6 +133,10 @@ class RolloutServerImpl final : public RolloutServer {
       wo.on_wait_weights = [m](absl::Duration d) {
         m->wait_weights.Increment(absl::ToDoubleSeconds(d));
       };
+      wo.on_leases = [m](uint32_t in_flight, uint32_t newly_leased) {
+        m->in_flight.Set(static_cast<double>(in_flight));
+        m->leases.Increment(static_cast<double>(newly_leased));
+      };
     }
     LearnerClientOptions lo;
     lo.target = o.learner_address;
@@ -139,15 +146,13 @@ class RolloutServerImpl final : public RolloutServer {
     ro.format_reward = o.format_reward;
     ro.item_deadline = o.item_deadline;
     impl->worker_ = std::make_unique<RolloutWorker>(wo, MakeGrpcLearnerClient(lo),
-                                                    MakeGrpcRewardClient(ro),
-                                                    std::move(generator));
+                                                    MakeGrpcRewardClient(ro), std::move(generator));
     impl->service_ = std::make_unique<RolloutService>(o.worker_id, impl->worker_.get());
     GrpcServerOptions go;
     go.listen = o.listen;
     go.services = {impl->service_.get()};
     SFPO_ASSIGN_OR_RETURN(impl->server_, GrpcServer::Start(go));
     impl->worker_->Start();
-    if (m) impl->sampler_ = std::thread([raw = impl.get(), m] { raw->SampleGauges(m); });
     return std::unique_ptr<RolloutServer>(std::move(impl));
   }
 
@@ -158,8 +163,6 @@ class RolloutServerImpl final : public RolloutServer {
   int port() const override { return server_->port(); }
   void Shutdown(absl::Duration grace) override {
     worker_->Stop();
-    if (!stop_sampler_.HasBeenNotified()) stop_sampler_.Notify();
-    if (sampler_.joinable()) sampler_.join();
     if (server_) server_->Shutdown(grace);  // null when the bind failed
   }
   void Wait() override {
@@ -173,21 +176,10 @@ class RolloutServerImpl final : public RolloutServer {
  private:
   RolloutServerImpl() = default;
 
-  // The worker reports counts through callbacks but not its level of leases in flight, so that
-  // gauge is sampled from its snapshot (every 100 ms, and once more on the way out).
-  void SampleGauges(RolloutMetrics* m) {
-    do {
-      m->in_flight.Set(static_cast<double>(worker_->snapshot().leases_in_flight));
-    } while (!stop_sampler_.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
-    m->in_flight.Set(static_cast<double>(worker_->snapshot().leases_in_flight));
-  }
-
   std::unique_ptr<RolloutMetrics> metrics_;
   std::unique_ptr<RolloutWorker> worker_;
   std::unique_ptr<RolloutService> service_;
   std::unique_ptr<GrpcServer> server_;
-  absl::Notification stop_sampler_;
-  std::thread sampler_;  // runs SampleGauges while there are metrics; joined by Shutdown
 };
 
 }  // namespace

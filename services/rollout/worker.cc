@@ -64,11 +64,19 @@ void RolloutWorker::SetState(const std::string& s) {
 
 void RolloutWorker::Finish(absl::Status status) {
   stream_stop_ = true;
+  SetLeasesInFlight(0, 0);
   absl::MutexLock lock(&mu_);
   status_ = std::move(status);
   snap_.state = "stopped";
-  snap_.leases_in_flight = 0;
   finished_ = true;
+}
+
+void RolloutWorker::SetLeasesInFlight(uint32_t in_flight, uint32_t newly_leased) {
+  {
+    absl::MutexLock lock(&mu_);
+    snap_.leases_in_flight = in_flight;
+  }
+  if (options_.on_leases) options_.on_leases(in_flight, newly_leased);
 }
 
 bool RolloutWorker::Pause(absl::Duration d) {
@@ -104,9 +112,8 @@ bool RolloutWorker::ApplyPendingWeights() {
   absl::Status applied = generator_->ApplyWeights(*w);
   if (!applied.ok()) {
     // A verified version that does not fit the model: a deployment error, not a transient one.
-    Finish(absl::FailedPreconditionError(
-        absl::StrCat("cannot apply policy version ", w->manifest.version, ": ",
-                     applied.message())));
+    Finish(absl::FailedPreconditionError(absl::StrCat(
+        "cannot apply policy version ", w->manifest.version, ": ", applied.message())));
     return false;
   }
   if (options_.on_weights_applied) {
@@ -148,9 +155,11 @@ void RolloutWorker::WorkLoop() {
     for (const Lease& l : leases) ids.push_back(l.lease_id);
     if (ids.empty()) return;
     absl::Status st = learner_->Release(ids);
-    absl::MutexLock lock(&mu_);
-    if (st.ok()) snap_.leases_released += ids.size();
-    snap_.leases_in_flight = 0;
+    if (st.ok()) {
+      absl::MutexLock lock(&mu_);
+      snap_.leases_released += ids.size();
+    }
+    SetLeasesInFlight(0, 0);
   };
   SetState("waiting_weights");
   while (!stop_) {
@@ -186,10 +195,7 @@ void RolloutWorker::WorkLoop() {
       if (options_.on_wait_weights) options_.on_wait_weights(absl::Now() - wait_start);
       continue;
     }
-    {
-      absl::MutexLock lock(&mu_);
-      snap_.leases_in_flight = static_cast<uint32_t>(leases.size());
-    }
+    SetLeasesInFlight(static_cast<uint32_t>(leases.size()), static_cast<uint32_t>(leases.size()));
     // Weights acceptable for every lease: at least the lease's oldest version, at most the
     // learner's current one. Wait for the stream to deliver them (between batches).
     int64_t need = 0;
@@ -273,15 +279,17 @@ void RolloutWorker::WorkLoop() {
     while (!stop_) {
       absl::StatusOr<std::vector<absl::Status>> results = learner_->Submit(groups);
       if (results.ok()) {
-        absl::MutexLock lock(&mu_);
-        for (const absl::Status& r : *results) {
-          if (r.ok()) {
-            ++snap_.groups_submitted;
-          } else {
-            ++snap_.groups_rejected;
+        {
+          absl::MutexLock lock(&mu_);
+          for (const absl::Status& r : *results) {
+            if (r.ok()) {
+              ++snap_.groups_submitted;
+            } else {
+              ++snap_.groups_rejected;
+            }
           }
         }
-        snap_.leases_in_flight = 0;
+        SetLeasesInFlight(0, 0);
         break;
       }
       SetState("backoff");

@@ -100,6 +100,9 @@ struct WorkerOptions {
   // before the first version, while the learner hands out no leases (in synchronous mode: the
   // batch is complete and the learner is training), and while leases wait for their weights.
   std::function<void(absl::Duration)> on_wait_weights;
+  // Each change of the number of leases held: the new level, and how many of them were just
+  // leased (0 when leases were submitted, released or dropped).
+  std::function<void(uint32_t in_flight, uint32_t newly_leased)> on_leases;
   uint64_t seed = 0;  // jitter
 };
 
@@ -146,6 +149,8 @@ class RolloutWorker {
   // Applies a pending version, if any. Returns false on an unrecoverable error.
   bool ApplyPendingWeights();
   void Finish(absl::Status status);
+  // Sets the level in the snapshot, then tells options_.on_leases (outside mu_).
+  void SetLeasesInFlight(uint32_t in_flight, uint32_t newly_leased);
 
   const WorkerOptions options_;
   std::shared_ptr<LearnerClient> learner_;
