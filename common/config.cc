@@ -69,12 +69,14 @@ void VisitFields(C& c, F&& f) {
   f("learner", "drop_zero_variance_groups", c.learner.drop_zero_variance_groups);
   f("learner", "ranks", c.learner.ranks);
   f("learner", "bucket_mb", c.learner.bucket_mb);
+  f("learner", "param_delta_norm", c.learner.param_delta_norm);
   f("sfpo", "inner_steps", c.sfpo.inner_steps);
   f("sfpo", "alpha", c.sfpo.alpha);
   f("sfpo", "gate", c.sfpo.gate);
   f("sfpo", "gate_window", c.sfpo.gate_window);
   f("sfpo", "gate_threshold", c.sfpo.gate_threshold);
   f("sfpo", "stop_step", c.sfpo.stop_step);
+  f("sfpo", "theta0_device", c.sfpo.theta0_device);
 }
 
 const char* TypeName(const std::string&) { return "a string"; }
@@ -142,8 +144,7 @@ absl::Status SetKey(std::map<std::string, FieldRef>& table, const std::string& k
     std::ostringstream shown;
     shown << value;
     return absl::InvalidArgumentError(absl::StrCat(source, ": config key '", key, "' must be ",
-                                                   it->second.type, ", got '", shown.str(),
-                                                   "'"));
+                                                   it->second.type, ", got '", shown.str(), "'"));
   }
   return absl::OkStatus();
 }
@@ -246,10 +247,9 @@ absl::Status ValidateConfig(const Config& c) {
   SFPO_RETURN_IF_ERROR(Check(c.data.eval_every >= 0, "data.eval_every", "must be >= 0"));
   SFPO_RETURN_IF_ERROR(Check(c.data.eval_prompts >= 1, "data.eval_prompts", "must be >= 1"));
   SFPO_RETURN_IF_ERROR(Check(c.rollout.group_size >= 1, "rollout.group_size", "must be >= 1"));
+  SFPO_RETURN_IF_ERROR(Check(c.rollout.temperature >= 0, "rollout.temperature", "must be >= 0"));
   SFPO_RETURN_IF_ERROR(
-      Check(c.rollout.temperature >= 0, "rollout.temperature", "must be >= 0"));
-  SFPO_RETURN_IF_ERROR(Check(c.rollout.top_p > 0 && c.rollout.top_p <= 1, "rollout.top_p",
-                             "must be in (0, 1]"));
+      Check(c.rollout.top_p > 0 && c.rollout.top_p <= 1, "rollout.top_p", "must be in (0, 1]"));
   SFPO_RETURN_IF_ERROR(
       Check(c.rollout.max_new_tokens >= 1, "rollout.max_new_tokens", "must be >= 1"));
   SFPO_RETURN_IF_ERROR(
@@ -273,14 +273,13 @@ absl::Status ValidateConfig(const Config& c) {
       Check(c.learner.mini_batch_prompts >= 1, "learner.mini_batch_prompts", "must be >= 1"));
   SFPO_RETURN_IF_ERROR(
       Check(c.learner.micro_batch_tokens >= 1, "learner.micro_batch_tokens", "must be >= 1"));
-  SFPO_RETURN_IF_ERROR(Check(c.learner.clip_low >= 0 && c.learner.clip_low < 1,
-                             "learner.clip_low", "must be in [0, 1)"));
+  SFPO_RETURN_IF_ERROR(Check(c.learner.clip_low >= 0 && c.learner.clip_low < 1, "learner.clip_low",
+                             "must be in [0, 1)"));
   SFPO_RETURN_IF_ERROR(Check(c.learner.clip_high >= 0, "learner.clip_high", "must be >= 0"));
   SFPO_RETURN_IF_ERROR(Check(c.learner.kl_coef >= 0, "learner.kl_coef", "must be >= 0"));
   SFPO_RETURN_IF_ERROR(Choice("learner.kl_estimator", c.learner.kl_estimator, {"k1", "k3"}));
   SFPO_RETURN_IF_ERROR(Check(c.learner.grad_clip >= 0, "learner.grad_clip", "must be >= 0"));
-  SFPO_RETURN_IF_ERROR(
-      Check(c.learner.weight_decay >= 0, "learner.weight_decay", "must be >= 0"));
+  SFPO_RETURN_IF_ERROR(Check(c.learner.weight_decay >= 0, "learner.weight_decay", "must be >= 0"));
   SFPO_RETURN_IF_ERROR(Check(c.learner.adam_beta1 >= 0 && c.learner.adam_beta1 < 1,
                              "learner.adam_beta1", "must be in [0, 1)"));
   SFPO_RETURN_IF_ERROR(Check(c.learner.adam_beta2 >= 0 && c.learner.adam_beta2 < 1,
@@ -295,6 +294,7 @@ absl::Status ValidateConfig(const Config& c) {
   SFPO_RETURN_IF_ERROR(Choice("sfpo.gate", c.sfpo.gate, {"entropy", "step", "none"}));
   SFPO_RETURN_IF_ERROR(Check(c.sfpo.gate_window >= 2, "sfpo.gate_window", "must be >= 2"));
   SFPO_RETURN_IF_ERROR(Check(c.sfpo.stop_step >= 0, "sfpo.stop_step", "must be >= 0"));
+  SFPO_RETURN_IF_ERROR(Choice("sfpo.theta0_device", c.sfpo.theta0_device, {"device", "host"}));
   return absl::OkStatus();
 }
 

@@ -43,7 +43,7 @@ struct RolloutConfig {
   int64_t top_k = -1;
   int64_t max_new_tokens = 32;
   int64_t max_staleness = 0;
-  int64_t workers = 1;  // local mode only
+  int64_t workers = 1;       // local mode only
   int64_t batch_leases = 8;  // leases a worker generates together
   int64_t lease_timeout_s = 60;
   std::string weights_dtype = "f32";  // f32 | bf16 on the wire
@@ -78,6 +78,9 @@ struct LearnerConfig {
   bool drop_zero_variance_groups = false;
   int64_t ranks = 1;
   int64_t bucket_mb = 25;  // data-parallel gradient/parameter bucket size (MiB)
+  // Measure ||theta_next - theta_0|| on GRPO steps too (one saved copy of the parameters, or of
+  // this rank's shard); false: no copy on GRPO steps and the step log's param_delta_norm is null.
+  bool param_delta_norm = true;
 };
 
 struct SfpoConfig {
@@ -87,6 +90,7 @@ struct SfpoConfig {
   int64_t gate_window = 30;
   double gate_threshold = 1.0;
   int64_t stop_step = 0;
+  std::string theta0_device = "device";  // device | host (pinned host memory on a GPU)
 };
 
 struct Config {

@@ -153,6 +153,8 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& config) {
   o.slow_fast.inner_steps = config.sfpo.inner_steps;
   o.slow_fast.alpha = config.sfpo.alpha;
   o.slow_fast.behavior_as_old_logp = config.rollout.max_staleness > 0;
+  o.slow_fast.grpo_distance = l.param_delta_norm;
+  o.slow_fast.theta0_on_host = config.sfpo.theta0_device == "host";
   SFPO_ASSIGN_OR_RETURN(o.gate.mode, ParseGateMode(config.sfpo.gate));
   o.gate.window = config.sfpo.gate_window;
   o.gate.threshold = config.sfpo.gate_threshold;
@@ -364,8 +366,10 @@ absl::StatusOr<StepDiagnostics> Trainer::Step(RolloutBatch batch) {
   d.sfpo_active = s.options.sfpo && s.gate->Decide(s.step);
   d.gate_z = s.gate->last_z();
   d.gate_fired = was_active && !s.gate->sfpo_active();
-  if (!d.sfpo_active) s.updater->ReleaseSavedParameters();
-  if (!d.sfpo_active && s.dp != nullptr) s.dp->ReleaseSavedParameters();
+  if (!d.sfpo_active && !s.options.slow_fast.grpo_distance) {
+    s.updater->ReleaseSavedParameters();
+    if (s.dp != nullptr) s.dp->ReleaseSavedParameters();
+  }
 
   SlowFastOptions sf = s.options.slow_fast;
   if (!d.sfpo_active) sf.inner_steps = 0;
@@ -626,7 +630,9 @@ absl::Status Trainer::LoadCheckpointOnThisRank(const std::string& dir, Checkpoin
   s.rng = rng;
   s.step = state["step"].get<int64_t>();
   s.version = state["policy_version"].get<int64_t>();
-  if (!s.gate->sfpo_active()) s.updater->ReleaseSavedParameters();
+  if (!s.gate->sfpo_active() && !s.options.slow_fast.grpo_distance) {
+    s.updater->ReleaseSavedParameters();
+  }
   if (extras != nullptr) {
     extras->data_cursor = state["data_cursor"].get<int64_t>();
     extras->caller_json = state.contains("extra") ? state["extra"].dump() : "{}";

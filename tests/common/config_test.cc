@@ -62,6 +62,8 @@ TEST(ConfigTest, DefaultsLoadWithoutAFile) {
   EXPECT_EQ(c.data.batch_prompts, 256);
   EXPECT_EQ(c.learner.mini_batch_prompts, 64);
   EXPECT_FALSE(c.run.resume);
+  EXPECT_EQ(c.sfpo.theta0_device, "device");
+  EXPECT_TRUE(c.learner.param_delta_norm);
   ExpectSameConfig(c, Config{});
 }
 
@@ -100,9 +102,9 @@ TEST(ConfigTest, LoadsAYamlFile) {
 TEST(ConfigTest, SetOverridesTheFileAndApplyInOrder) {
   TempFile file("run:\n  total_steps: 7\nsfpo:\n  alpha: 0.5\n");
   SFPO_ASSERT_OK_AND_ASSIGN(
-      Config c, LoadConfig(file.path(), {"run.total_steps=9", "sfpo.alpha=0.25",
-                                         "run.total_steps=11", "learner.algorithm=grpo",
-                                         "run.name=with spaces", "run.resume=true"}));
+      Config c, LoadConfig(file.path(),
+                           {"run.total_steps=9", "sfpo.alpha=0.25", "run.total_steps=11",
+                            "learner.algorithm=grpo", "run.name=with spaces", "run.resume=true"}));
   EXPECT_EQ(c.run.total_steps, 11);  // The last --set wins.
   EXPECT_DOUBLE_EQ(c.sfpo.alpha, 0.25);
   EXPECT_EQ(c.learner.algorithm, "grpo");
@@ -144,8 +146,7 @@ TEST(ConfigTest, UnknownKeyIsRejectedNamingIt) {
 TEST(ConfigTest, SectionThatIsNotAMappingIsRejected) {
   EXPECT_THAT(Parse("run: 3\n"), StatusIs(absl::StatusCode::kInvalidArgument,
                                           AllOf(HasSubstr("'run'"), HasSubstr("mapping"))));
-  EXPECT_THAT(Parse("- run\n"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("mapping")));
+  EXPECT_THAT(Parse("- run\n"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("mapping")));
 }
 
 TEST(ConfigTest, InvalidYamlIsRejectedNamingTheSource) {
@@ -160,15 +161,15 @@ TEST(ConfigTest, WrongTypesAreRejectedNamingTheKey) {
     std::string key;
   };
   const std::vector<Case> cases = {
-      {"run:\n  total_steps: ten\n", "run.total_steps"},       // string for an int
-      {"run:\n  total_steps: 1.5\n", "run.total_steps"},       // fraction for an int
-      {"run:\n  total_steps: 1e3\n", "run.total_steps"},       // exponent for an int
-      {"run:\n  total_steps: [1, 2]\n", "run.total_steps"},    // sequence for an int
+      {"run:\n  total_steps: ten\n", "run.total_steps"},          // string for an int
+      {"run:\n  total_steps: 1.5\n", "run.total_steps"},          // fraction for an int
+      {"run:\n  total_steps: 1e3\n", "run.total_steps"},          // exponent for an int
+      {"run:\n  total_steps: [1, 2]\n", "run.total_steps"},       // sequence for an int
       {"rollout:\n  temperature: hot\n", "rollout.temperature"},  // string for a double
-      {"run:\n  resume: yes\n", "run.resume"},                 // YAML 1.1 boolean spelling
-      {"run:\n  resume: 1\n", "run.resume"},                   // int for a bool
+      {"run:\n  resume: yes\n", "run.resume"},                    // YAML 1.1 boolean spelling
+      {"run:\n  resume: 1\n", "run.resume"},                      // int for a bool
       {"run:\n  resume: maybe\n", "run.resume"},
-      {"run:\n  name: {a: 1}\n", "run.name"},                  // mapping for a string
+      {"run:\n  name: {a: 1}\n", "run.name"},  // mapping for a string
   };
   for (const Case& c : cases) {
     EXPECT_THAT(Parse(c.yaml), StatusIs(absl::StatusCode::kInvalidArgument,
@@ -202,11 +203,11 @@ TEST(ConfigTest, IntegersForDoublesAreAccepted) {
 
 TEST(ConfigTest, OutOfRangeValuesAreRejectedNamingTheKey) {
   const std::vector<std::string> sets = {
-      "run.total_steps=0",      "run.threads=-1",          "data.batch_prompts=0",
-      "rollout.group_size=0",   "rollout.temperature=-0.1", "rollout.top_p=0",
-      "rollout.top_p=1.5",      "reward.format_reward=2",  "learner.lr=0",
-      "learner.clip_low=1",     "learner.adam_beta2=1",    "sfpo.alpha=1.01",
-      "sfpo.alpha=-0.1",        "sfpo.inner_steps=-1",     "sfpo.gate_window=1",
+      "run.total_steps=0",    "run.threads=-1",           "data.batch_prompts=0",
+      "rollout.group_size=0", "rollout.temperature=-0.1", "rollout.top_p=0",
+      "rollout.top_p=1.5",    "reward.format_reward=2",   "learner.lr=0",
+      "learner.clip_low=1",   "learner.adam_beta2=1",     "sfpo.alpha=1.01",
+      "sfpo.alpha=-0.1",      "sfpo.inner_steps=-1",      "sfpo.gate_window=1",
       "run.output_dir=",
   };
   for (const std::string& set : sets) {
@@ -218,9 +219,9 @@ TEST(ConfigTest, OutOfRangeValuesAreRejectedNamingTheKey) {
 }
 
 TEST(ConfigTest, BoundaryValuesAreAccepted) {
-  SFPO_ASSERT_OK_AND_ASSIGN(
-      Config c, Parse("", {"sfpo.alpha=0", "sfpo.inner_steps=0", "rollout.top_p=1",
-                           "rollout.temperature=0", "run.total_steps=1"}));
+  SFPO_ASSERT_OK_AND_ASSIGN(Config c,
+                            Parse("", {"sfpo.alpha=0", "sfpo.inner_steps=0", "rollout.top_p=1",
+                                       "rollout.temperature=0", "run.total_steps=1"}));
   EXPECT_DOUBLE_EQ(c.sfpo.alpha, 0.0);
   EXPECT_EQ(c.sfpo.inner_steps, 0);
   SFPO_ASSERT_OK(Parse("", {"sfpo.alpha=1"}).status());
@@ -233,7 +234,8 @@ TEST(ConfigTest, BadChoicesAreRejectedListingTheAllowedOnes) {
                              HasSubstr("'ppo'"))));
   for (const std::string& set :
        {"run.device=tpu", "learner.schedule=linear", "learner.loss_agg=sum", "sfpo.gate=kl",
-        "reward.verifier=llm", "rollout.weights_dtype=f16", "learner.kl_estimator=k2"}) {
+        "reward.verifier=llm", "rollout.weights_dtype=f16", "learner.kl_estimator=k2",
+        "sfpo.theta0_device=gpu"}) {
     const std::string key = set.substr(0, set.find('='));
     EXPECT_THAT(Parse("", {set}),
                 StatusIs(absl::StatusCode::kInvalidArgument,
@@ -258,8 +260,8 @@ TEST(ConfigTest, ValidateConfigAcceptsDefaultsAndRejectsBrokenStructs) {
   SFPO_EXPECT_OK(ValidateConfig(Config{}));
   Config c;
   c.rollout.group_size = 0;
-  EXPECT_THAT(ValidateConfig(c), StatusIs(absl::StatusCode::kInvalidArgument,
-                                          HasSubstr("'rollout.group_size'")));
+  EXPECT_THAT(ValidateConfig(c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'rollout.group_size'")));
 }
 
 TEST(ConfigTest, YamlOfDefaultsRoundTripsExactly) {
@@ -268,9 +270,8 @@ TEST(ConfigTest, YamlOfDefaultsRoundTripsExactly) {
   SFPO_ASSERT_OK_AND_ASSIGN(Config back, Parse(yaml));
   EXPECT_EQ(ConfigToYaml(back), yaml);
   // Every key appears, section by section.
-  EXPECT_THAT(yaml, AllOf(HasSubstr("run:\n"), HasSubstr("sfpo:\n"),
-                          HasSubstr("  lr: "), HasSubstr("  gate_window: 30\n"),
-                          HasSubstr("  init: \"\"\n")));
+  EXPECT_THAT(yaml, AllOf(HasSubstr("run:\n"), HasSubstr("sfpo:\n"), HasSubstr("  lr: "),
+                          HasSubstr("  gate_window: 30\n"), HasSubstr("  init: \"\"\n")));
 }
 
 TEST(ConfigTest, YamlRoundTripsDoublesBitForBit) {
@@ -282,9 +283,9 @@ TEST(ConfigTest, YamlRoundTripsDoublesBitForBit) {
   c.rollout.temperature = 123456789.123456789;
   c.sfpo.gate_threshold = std::numeric_limits<double>::infinity();  // "never gate"
   c.learner.kl_coef = std::numeric_limits<double>::max();
-  c.run.name = "1e5";       // A string that looks like a number stays a string.
-  c.model.init = "yes";     // A string that looks like a boolean stays a string.
-  c.data.task = "a: b # c"; // YAML punctuation inside a string.
+  c.run.name = "1e5";        // A string that looks like a number stays a string.
+  c.model.init = "yes";      // A string that looks like a boolean stays a string.
+  c.data.task = "a: b # c";  // YAML punctuation inside a string.
   c.run.total_steps = std::numeric_limits<int64_t>::max();
   c.rollout.top_k = -1;
   c.learner.normalize_adv_std = false;

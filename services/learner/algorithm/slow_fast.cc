@@ -24,48 +24,76 @@ constexpr int64_t kDistanceChunk = int64_t{1} << 20;  // elements per temporary 
 
 }  // namespace
 
-void SaveParameters(const std::vector<at::Tensor>& params, std::vector<at::Tensor>* theta0) {
+void SaveTensor(const at::Tensor& p, at::Tensor* theta0, bool on_host) {
   torch::NoGradGuard no_grad;
+  const bool pinned = on_host && p.is_cuda();
+  if (!theta0->defined() || theta0->numel() != p.numel() ||
+      theta0->scalar_type() != p.scalar_type() ||
+      (pinned ? !theta0->is_pinned() : theta0->device() != p.device())) {
+    *theta0 = pinned ? torch::empty(p.sizes(), p.options().device(torch::kCPU).pinned_memory(true))
+                     : torch::empty_like(p, at::MemoryFormat::Contiguous);
+  }
+  theta0->view(p.sizes()).copy_(p.detach(), /*non_blocking=*/pinned);
+}
+
+void RepositionTensor(const at::Tensor& p, const at::Tensor& theta0, double alpha) {
+  torch::NoGradGuard no_grad;
+  at::Tensor param = p;  // shares p's storage
+  // lerp_(end, w) = self + w (end - self); with w = 1 - alpha this is theta_0 + alpha (theta -
+  // theta_0), computed elementwise in place.
+  if (theta0.device() == p.device()) {
+    param.lerp_(theta0.view(p.sizes()), 1.0 - alpha);
+    return;
+  }
+  const at::Tensor flat = param.view({-1});  // parameters are contiguous
+  const at::Tensor saved = theta0.view({-1});
+  for (int64_t start = 0; start < flat.numel(); start += kDistanceChunk) {
+    const int64_t len = std::min(kDistanceChunk, flat.numel() - start);
+    at::Tensor part = flat.narrow(0, start, len);
+    part.lerp_(saved.narrow(0, start, len).to(p.device(), /*non_blocking=*/true), 1.0 - alpha);
+  }
+}
+
+double SquaredDistance(const at::Tensor& p, const at::Tensor& theta0, at::Tensor* scratch) {
+  torch::NoGradGuard no_grad;
+  const at::Tensor a = p.detach().reshape({-1});
+  const at::Tensor b = theta0.reshape({-1});
+  double sum = 0;
+  for (int64_t start = 0; start < a.numel(); start += kDistanceChunk) {
+    const int64_t len = std::min(kDistanceChunk, a.numel() - start);
+    if (!scratch->defined() || scratch->scalar_type() != a.scalar_type() ||
+        scratch->device() != a.device() || scratch->numel() < len) {
+      *scratch = torch::empty({len}, a.options());
+    }
+    at::Tensor diff = scratch->narrow(0, 0, len);
+    at::Tensor saved = b.narrow(0, start, len);
+    if (saved.device() != a.device()) saved = saved.to(a.device(), /*non_blocking=*/true);
+    at::sub_out(diff, a.narrow(0, start, len), saved);
+    const double norm = diff.norm().item<double>();
+    sum += norm * norm;
+  }
+  return sum;
+}
+
+void SaveParameters(const std::vector<at::Tensor>& params, std::vector<at::Tensor>* theta0,
+                    bool on_host) {
   if (theta0->size() != params.size()) {
     theta0->clear();
-    for (const at::Tensor& p : params) {
-      theta0->push_back(torch::empty_like(p, at::MemoryFormat::Contiguous));
-    }
+    theta0->resize(params.size());
   }
-  for (size_t i = 0; i < params.size(); ++i) (*theta0)[i].copy_(params[i]);
+  for (size_t i = 0; i < params.size(); ++i) SaveTensor(params[i], &(*theta0)[i], on_host);
 }
 
 void Reposition(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& theta0,
                 double alpha) {
-  torch::NoGradGuard no_grad;
-  // lerp_(end, w) = self + w (end - self); with w = 1 - alpha this is theta_0 + alpha (theta -
-  // theta_0), computed elementwise in place: no temporaries, one saved copy.
-  for (size_t i = 0; i < params.size(); ++i) {
-    const_cast<at::Tensor&>(params[i]).lerp_(theta0[i], 1.0 - alpha);
-  }
+  for (size_t i = 0; i < params.size(); ++i) RepositionTensor(params[i], theta0[i], alpha);
 }
 
 double DistanceToSaved(const std::vector<at::Tensor>& params,
                        const std::vector<at::Tensor>& theta0) {
-  torch::NoGradGuard no_grad;
   double sum = 0;
-  at::Tensor scratch;  // one chunk-sized buffer, reused (per dtype)
-  for (size_t i = 0; i < params.size(); ++i) {
-    const at::Tensor a = params[i].detach().reshape({-1});
-    const at::Tensor b = theta0[i].reshape({-1});
-    if (!scratch.defined() || scratch.scalar_type() != a.scalar_type() ||
-        scratch.device() != a.device()) {
-      scratch = torch::empty({std::min(kDistanceChunk, a.numel())}, a.options());
-    }
-    for (int64_t start = 0; start < a.numel(); start += kDistanceChunk) {
-      const int64_t len = std::min(kDistanceChunk, a.numel() - start);
-      if (scratch.numel() < len) scratch = torch::empty({len}, a.options());
-      at::Tensor diff = scratch.narrow(0, 0, len);
-      at::sub_out(diff, a.narrow(0, start, len), b.narrow(0, start, len));
-      const double norm = diff.norm().item<double>();
-      sum += norm * norm;
-    }
-  }
+  at::Tensor scratch;  // one chunk-sized buffer, reused
+  for (size_t i = 0; i < params.size(); ++i) sum += SquaredDistance(params[i], theta0[i], &scratch);
   return std::sqrt(sum);
 }
 
@@ -139,11 +167,14 @@ absl::StatusOr<SlowFastStepStats> SlowFastUpdater::Step(
 
   // 2. Fast trajectory: K passes from theta_0.
   t = Clock::now();
-  if (options.inner_steps > 0) {
+  const bool keep_theta0 = options.inner_steps > 0 || options.grpo_distance;
+  if (keep_theta0) {
     SFPO_RETURN_IF_ERROR(GuardTorch("save theta_0", [&]() -> absl::Status {
-      SaveParameters(params_, &theta0_);
+      SaveParameters(params_, &theta0_, options.theta0_on_host);
       return absl::OkStatus();
     }));
+  }
+  if (options.inner_steps > 0) {
     for (int64_t k = 0; k < options.inner_steps; ++k) {
       SFPO_ASSIGN_OR_RETURN(PassStats pass,
                             RunUpdatePass(policy, params_, optimizer, *batch, order(), update));
@@ -169,7 +200,7 @@ absl::StatusOr<SlowFastStepStats> SlowFastUpdater::Step(
   SFPO_ASSIGN_OR_RETURN(PassStats slow,
                         RunUpdatePass(policy, params_, optimizer, *batch, order(), update));
   stats.passes.push_back(slow);
-  if (options.inner_steps > 0) {
+  if (keep_theta0) {
     SFPO_RETURN_IF_ERROR(GuardTorch("distance", [&]() -> absl::Status {
       stats.theta_next_distance = DistanceToSaved(params_, theta0_);
       return absl::OkStatus();

@@ -24,9 +24,10 @@ namespace sfpo {
 struct SlowFastStepStats {
   int64_t inner_steps = 0;  // K used for this step (0: a GRPO step)
   double alpha = 1.0;
-  std::vector<PassStats> passes;      // K fast passes, then the slow one (the last)
-  double theta_k_distance = 0;        // ||theta_K - theta_0|| (0 when K = 0)
-  double theta_next_distance = 0;     // ||theta_next - theta_0|| (NaN when K = 0: no copy kept)
+  std::vector<PassStats> passes;  // K fast passes, then the slow one (the last)
+  double theta_k_distance = 0;    // ||theta_K - theta_0|| (0 when K = 0)
+  // ||theta_next - theta_0||; NaN on a GRPO step (K = 0) unless options.grpo_distance kept a copy.
+  double theta_next_distance = 0;
   double behavior_logp_abs_diff = 0;  // token mean |old_logp - behavior_logp| (0 without)
   double old_logprob_seconds = 0, fast_seconds = 0, reposition_seconds = 0, slow_seconds = 0;
 };
@@ -36,6 +37,13 @@ struct SlowFastOptions {
   double alpha = 0.8;       // reposition factor in [0, 1]
   // Use the workers' behavior_logp as old_logp instead of recomputing it (bounded staleness).
   bool behavior_as_old_logp = false;
+  // On a GRPO step (K = 0), save theta_0 anyway so theta_next_distance is measured (one copy of
+  // the parameters, as SFPO keeps). false: no copy, theta_next_distance is NaN.
+  bool grpo_distance = false;
+  // Keep theta_0 in host memory (pinned, for parameters on a GPU) instead of beside the
+  // parameters: no extra accelerator memory, a device-host copy each way per step. For CPU
+  // parameters host memory is where they are anyway.
+  bool theta0_on_host = false;
 };
 
 // Supplies the group order of each pass (e.g. a shuffle); nullptr: natural order.
@@ -74,13 +82,23 @@ absl::StatusOr<SlowFastStepStats> BeginOuterStep(
     RolloutBatch* batch, const SlowFastOptions& options,
     const std::function<absl::StatusOr<at::Tensor>()>& compute_logp);
 
-// theta_0[i] <- params[i] (allocating theta_0 when empty or released).
-void SaveParameters(const std::vector<at::Tensor>& params, std::vector<at::Tensor>* theta0);
-// params[i] <- theta_0[i] + alpha (params[i] - theta_0[i]), in place, no temporaries.
+// theta_0 <- p, allocating theta_0 when undefined or of another size: like `p`, or with
+// `on_host` and `p` on a GPU, in pinned host memory (the copy is then asynchronous on the
+// current stream, ordered before every later use of theta_0 from that stream).
+void SaveTensor(const at::Tensor& p, at::Tensor* theta0, bool on_host);
+// p <- theta_0 + alpha (p - theta_0), in place. theta_0 beside p: no temporaries; theta_0 in
+// host memory: brought over in bounded-size chunks.
+void RepositionTensor(const at::Tensor& p, const at::Tensor& theta0, double alpha);
+// sum((p - theta_0)^2) in double, in bounded-size chunks (no full-size temporary); `scratch`
+// is a reusable buffer.
+double SquaredDistance(const at::Tensor& p, const at::Tensor& theta0, at::Tensor* scratch);
+
+// The same, parameter by parameter.
+void SaveParameters(const std::vector<at::Tensor>& params, std::vector<at::Tensor>* theta0,
+                    bool on_host = false);
 void Reposition(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& theta0,
                 double alpha);
-// ||params - theta_0|| over all parameters, computed in bounded-size chunks (no full-size
-// temporary); in double.
+// ||params - theta_0|| over all parameters.
 double DistanceToSaved(const std::vector<at::Tensor>& params,
                        const std::vector<at::Tensor>& theta0);
 

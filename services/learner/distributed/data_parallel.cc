@@ -204,6 +204,18 @@ struct DataParallelUpdater::Impl {
     return std::sqrt(sq[0]);
   }
 
+  // ||theta - theta_0|| over all ranks' shards.
+  absl::StatusOr<double> DistanceToSaved() {
+    std::vector<double> sq(1);
+    SFPO_RETURN_IF_ERROR(GuardTorch("distance", [&] {
+      at::Tensor scratch;
+      sq[0] = SquaredDistance(param_shard, theta0, &scratch);
+      return absl::OkStatus();
+    }));
+    SFPO_RETURN_IF_ERROR(SumOverRanks(&sq));
+    return std::sqrt(sq[0]);
+  }
+
   // LibTorch 1.13's torch::optim::AdamW::step, elementwise on this rank's shard.
   void AdamWStep(double lr) {
     const double beta1 = options.adam.beta1, beta2 = options.adam.beta2;
@@ -398,12 +410,14 @@ absl::StatusOr<SlowFastStepStats> DataParallelUpdater::Step(
 
   // 2. Fast trajectory: K passes from theta_0 (this rank saves its shard of theta_0).
   t = Clock::now();
-  if (options.inner_steps > 0) {
+  const bool keep_theta0 = options.inner_steps > 0 || options.grpo_distance;
+  if (keep_theta0) {
     SFPO_RETURN_IF_ERROR(GuardTorch("save theta_0", [&] {
-      if (!m.theta0.defined()) m.theta0 = torch::empty_like(m.param_shard);
-      m.theta0.copy_(m.param_shard);
+      SaveTensor(m.param_shard, &m.theta0, options.theta0_on_host);
       return absl::OkStatus();
     }));
+  }
+  if (options.inner_steps > 0) {
     for (int64_t k = 0; k < options.inner_steps; ++k) {
       SFPO_ASSIGN_OR_RETURN(PassStats pass, m.RunPass(policy, *batch, order(), update, lr));
       stats.passes.push_back(pass);
@@ -415,14 +429,9 @@ absl::StatusOr<SlowFastStepStats> DataParallelUpdater::Step(
   t = Clock::now();
   stats.theta_next_distance = std::numeric_limits<double>::quiet_NaN();
   if (options.inner_steps > 0) {
-    at::Tensor diff;
+    SFPO_ASSIGN_OR_RETURN(stats.theta_k_distance, m.DistanceToSaved());
     SFPO_RETURN_IF_ERROR(GuardTorch("reposition", [&] {
-      diff = m.param_shard - m.theta0;
-      return absl::OkStatus();
-    }));
-    SFPO_ASSIGN_OR_RETURN(stats.theta_k_distance, m.GlobalNorm(diff));
-    SFPO_RETURN_IF_ERROR(GuardTorch("reposition", [&] {
-      m.param_shard.lerp_(m.theta0, 1.0 - options.alpha);
+      RepositionTensor(m.param_shard, m.theta0, options.alpha);
       return absl::OkStatus();
     }));
     torch::NoGradGuard no_grad;
@@ -434,13 +443,8 @@ absl::StatusOr<SlowFastStepStats> DataParallelUpdater::Step(
   t = Clock::now();
   SFPO_ASSIGN_OR_RETURN(PassStats slow, m.RunPass(policy, *batch, order(), update, lr));
   stats.passes.push_back(slow);
-  if (options.inner_steps > 0) {
-    at::Tensor diff;
-    SFPO_RETURN_IF_ERROR(GuardTorch("distance", [&] {
-      diff = m.param_shard - m.theta0;
-      return absl::OkStatus();
-    }));
-    SFPO_ASSIGN_OR_RETURN(stats.theta_next_distance, m.GlobalNorm(diff));
+  if (keep_theta0) {
+    SFPO_ASSIGN_OR_RETURN(stats.theta_next_distance, m.DistanceToSaved());
   }
   stats.slow_seconds = SecondsSince(t);
   return stats;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <vector>
 
 #include "common/status_matchers.h"
@@ -39,13 +40,14 @@ UpdateOptions Options() {
 void ExpectBitwiseEqual(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i << " differs by "
-                                          << (a[i] - b[i]).abs().max().item<double>();
+    EXPECT_TRUE(torch::equal(a[i], b[i]))
+        << "parameter " << i << " differs by " << (a[i] - b[i]).abs().max().item<double>();
   }
 }
 
 // Moments of every parameter: {exp_avg, exp_avg_sq} per param, and step counts.
-std::vector<torch::Tensor> Moments(torch::optim::AdamW& adam, const std::vector<torch::Tensor>& ps) {
+std::vector<torch::Tensor> Moments(torch::optim::AdamW& adam,
+                                   const std::vector<torch::Tensor>& ps) {
   std::vector<torch::Tensor> out;
   for (const auto& p : ps) {
     auto& state = static_cast<torch::optim::AdamWParamState&>(
@@ -55,6 +57,17 @@ std::vector<torch::Tensor> Moments(torch::optim::AdamW& adam, const std::vector<
     out.push_back(torch::tensor(state.step()));
   }
   return out;
+}
+
+// One plain update pass on `b` (old_logp already set); then `a` and `b` agree bitwise, in the
+// parameters and in the AdamW moments.
+void PlainPassThenExpectSame(Fixture& a, Fixture& b) {
+  SFPO_ASSERT_OK(
+      RunUpdatePass(AsPolicyFn(b.policy), b.policy->Trainable(), &b.adam, b.batch, {}, Options())
+          .status());
+  ExpectBitwiseEqual(a.policy->Trainable(), b.policy->Trainable());
+  ExpectBitwiseEqual(Moments(a.adam, a.policy->Trainable()),
+                     Moments(b.adam, b.policy->Trainable()));
 }
 
 TEST(SlowFastTest, ZeroInnerStepsIsOnePlainGrpoPassBitwise) {
@@ -69,11 +82,56 @@ TEST(SlowFastTest, ZeroInnerStepsIsOnePlainGrpoPassBitwise) {
 
   SFPO_ASSERT_OK_AND_ASSIGN(b.batch.old_logp,
                             ComputeSequenceLogp(AsPolicyFn(b.policy), b.batch, 25));
-  SFPO_ASSERT_OK(RunUpdatePass(AsPolicyFn(b.policy), b.policy->Trainable(), &b.adam, b.batch, {},
-                               Options())
-                     .status());
+  PlainPassThenExpectSame(a, b);
+}
+
+TEST(SlowFastTest, GrpoDistanceMeasuresTheStepWithoutChangingIt) {
+  Fixture a, b;
+  std::vector<torch::Tensor> before;
+  for (const auto& p : a.policy->Trainable()) before.push_back(p.detach().clone());
+  SlowFastUpdater with_copy(a.policy->Trainable()), without(b.policy->Trainable());
+  SlowFastOptions sfpo;
+  sfpo.inner_steps = 0;
+  SFPO_ASSERT_OK_AND_ASSIGN(SlowFastStepStats plain,
+                            without.Step(AsPolicyFn(b.policy), &b.adam, &b.batch, Options(), sfpo));
+  EXPECT_TRUE(std::isnan(plain.theta_next_distance));
+  sfpo.grpo_distance = true;
+  SFPO_ASSERT_OK_AND_ASSIGN(
+      SlowFastStepStats measured,
+      with_copy.Step(AsPolicyFn(a.policy), &a.adam, &a.batch, Options(), sfpo));
   ExpectBitwiseEqual(a.policy->Trainable(), b.policy->Trainable());
-  ExpectBitwiseEqual(Moments(a.adam, a.policy->Trainable()), Moments(b.adam, b.policy->Trainable()));
+  double sq = 0;
+  int64_t param_bytes = 0;
+  const std::vector<torch::Tensor> after = a.policy->Trainable();
+  for (size_t i = 0; i < before.size(); ++i) {
+    const torch::Tensor& p = after[i];
+    sq += (p.detach().to(torch::kFloat64) - before[i].to(torch::kFloat64))
+              .pow(2)
+              .sum()
+              .item<double>();
+    param_bytes += p.numel() * p.element_size();
+  }
+  ASSERT_GT(sq, 0);
+  EXPECT_NEAR(measured.theta_next_distance, std::sqrt(sq), 1e-9 * (1 + std::sqrt(sq)));
+  EXPECT_EQ(with_copy.saved_bytes(), param_bytes);
+  EXPECT_EQ(measured.theta_k_distance, 0.0);
+}
+
+// On CPU parameters host memory is where they already are: theta0_on_host is the same step.
+TEST(SlowFastTest, Theta0OnHostIsTheSameStepOnCpu) {
+  Fixture a, b;
+  SlowFastUpdater host(a.policy->Trainable()), device(b.policy->Trainable());
+  SlowFastOptions sfpo;
+  sfpo.inner_steps = 2;
+  sfpo.alpha = 0.6;
+  SFPO_ASSERT_OK_AND_ASSIGN(SlowFastStepStats d,
+                            device.Step(AsPolicyFn(b.policy), &b.adam, &b.batch, Options(), sfpo));
+  sfpo.theta0_on_host = true;
+  SFPO_ASSERT_OK_AND_ASSIGN(SlowFastStepStats h,
+                            host.Step(AsPolicyFn(a.policy), &a.adam, &a.batch, Options(), sfpo));
+  ExpectBitwiseEqual(a.policy->Trainable(), b.policy->Trainable());
+  EXPECT_EQ(h.theta_next_distance, d.theta_next_distance);
+  EXPECT_EQ(host.saved_bytes(), device.saved_bytes());
 }
 
 TEST(SlowFastTest, AlphaOneEqualsKPlusOnePlainPasses) {
@@ -89,9 +147,9 @@ TEST(SlowFastTest, AlphaOneEqualsKPlusOnePlainPasses) {
   SFPO_ASSERT_OK_AND_ASSIGN(b.batch.old_logp,
                             ComputeSequenceLogp(AsPolicyFn(b.policy), b.batch, 25));
   for (int k = 0; k < 4; ++k) {
-    SFPO_ASSERT_OK(RunUpdatePass(AsPolicyFn(b.policy), b.policy->Trainable(), &b.adam, b.batch,
-                                 {}, Options())
-                       .status());
+    SFPO_ASSERT_OK(
+        RunUpdatePass(AsPolicyFn(b.policy), b.policy->Trainable(), &b.adam, b.batch, {}, Options())
+            .status());
   }
   ExpectBitwiseEqual(a.policy->Trainable(), b.policy->Trainable());
 }
@@ -112,19 +170,15 @@ TEST(SlowFastTest, AlphaZeroStartsTheSlowPassFromTheta0) {
   SFPO_ASSERT_OK_AND_ASSIGN(b.batch.old_logp,
                             ComputeSequenceLogp(AsPolicyFn(b.policy), b.batch, 25));
   for (int k = 0; k < 2; ++k) {
-    SFPO_ASSERT_OK(RunUpdatePass(AsPolicyFn(b.policy), b.policy->Trainable(), &b.adam, b.batch,
-                                 {}, Options())
-                       .status());
+    SFPO_ASSERT_OK(
+        RunUpdatePass(AsPolicyFn(b.policy), b.policy->Trainable(), &b.adam, b.batch, {}, Options())
+            .status());
   }
   {
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < theta0.size(); ++i) b.policy->Trainable()[i].copy_(theta0[i]);
   }
-  SFPO_ASSERT_OK(RunUpdatePass(AsPolicyFn(b.policy), b.policy->Trainable(), &b.adam, b.batch, {},
-                               Options())
-                     .status());
-  ExpectBitwiseEqual(a.policy->Trainable(), b.policy->Trainable());
-  ExpectBitwiseEqual(Moments(a.adam, a.policy->Trainable()), Moments(b.adam, b.policy->Trainable()));
+  PlainPassThenExpectSame(a, b);
 }
 
 TEST(SlowFastTest, RepositionTouchesNeitherBuffersNorOptimizerMoments) {

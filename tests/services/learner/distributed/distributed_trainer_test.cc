@@ -104,20 +104,35 @@ std::vector<RankRun> RunRanks(int world, const TrainerOptions& options,
 TEST(DistributedTrainerTest, TwoAndThreeRanksMatchOneRankAfterAnSfpoAndAGrpoStep) {
   torch::set_num_threads(1);
   const std::vector<RolloutBatch> batches = {Batch(10), Batch(11)};
-  SFPO_ASSERT_OK_AND_ASSIGN(auto one, Trainer::Create(Options(), NewPolicy(1).ptr()));
-  const std::vector<torch::Tensor> before = Params(*one);
+  TrainerOptions options = Options();
+  options.slow_fast.grpo_distance = true;  // param_delta_norm on the GRPO step as well
+  SFPO_ASSERT_OK_AND_ASSIGN(auto one, Trainer::Create(options, NewPolicy(1).ptr()));
+  std::vector<std::vector<torch::Tensor>> before;
   std::vector<StepDiagnostics> ref;
   for (const RolloutBatch& b : batches) {
+    before.push_back(Params(*one));
     SFPO_ASSERT_OK_AND_ASSIGN(StepDiagnostics d, one->Step(b));
     ref.push_back(d);
   }
   ASSERT_TRUE(ref[0].sfpo_active);
   ASSERT_FALSE(ref[1].sfpo_active);
   const std::vector<torch::Tensor> expected = Params(*one);
-  ASSERT_GT(MaxDiff(before, expected), 1e-3);
+  ASSERT_GT(MaxDiff(before[0], expected), 1e-3);
+  // Each step's ||theta_next - theta_0||, measured from the parameters around it.
+  for (size_t s = 0; s < batches.size(); ++s) {
+    const std::vector<torch::Tensor>& after = s + 1 < batches.size() ? before[s + 1] : expected;
+    double sq = 0;
+    for (size_t i = 0; i < after.size(); ++i) {
+      sq += (after[i].to(torch::kFloat64) - before[s][i].to(torch::kFloat64))
+                .pow(2)
+                .sum()
+                .item<double>();
+    }
+    EXPECT_NEAR(ref[s].update.theta_next_distance, std::sqrt(sq), 1e-6) << "step " << s;
+  }
   for (int world : {2, 3}) {
     SCOPED_TRACE(absl::StrCat(world, " ranks"));
-    const std::vector<RankRun> runs = RunRanks(world, Options(), batches);
+    const std::vector<RankRun> runs = RunRanks(world, options, batches);
     for (int r = 0; r < world; ++r) {
       ASSERT_EQ(runs[r].steps.size(), 2u);
       EXPECT_LE(MaxDiff(runs[r].params, expected), 1e-5) << "rank " << r;
@@ -132,8 +147,11 @@ TEST(DistributedTrainerTest, TwoAndThreeRanksMatchOneRankAfterAnSfpoAndAGrpoStep
         EXPECT_GT(d.all_reduce_bytes, 0);
         EXPECT_GE(d.collective_bytes, d.all_reduce_bytes);
       }
-      EXPECT_NEAR(runs[r].steps[0].update.theta_next_distance, ref[0].update.theta_next_distance,
-                  1e-5);
+      for (int s = 0; s < 2; ++s) {
+        EXPECT_NEAR(runs[r].steps[s].update.theta_next_distance, ref[s].update.theta_next_distance,
+                    1e-5)
+            << "step " << s;
+      }
     }
   }
 }
