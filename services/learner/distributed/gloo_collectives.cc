@@ -125,14 +125,35 @@ class GlooCollectives final : public Collectives {
   }
 
   absl::Status ReduceScatterSum(at::Tensor& full, at::Tensor& shard) override {
-    // Gloo in LibTorch 1.13 has no reduce_scatter: an all-reduce, then this rank's slice.
+    // Gloo in LibTorch 1.13 has no reduce_scatter. An all-to-all hands each rank its slice of
+    // every rank's buffer ((N-1)/N of the bytes each way: half of what a ring all-reduce
+    // moves), and this rank sums the N slices in rank order.
     const int64_t n = shard.numel();
     if (full.numel() != n * world_size_ || full.scalar_type() != shard.scalar_type()) {
       return absl::InvalidArgumentError(absl::StrCat("reduce_scatter: input has ", full.numel(),
                                                      " elements, expected ", n * world_size_));
     }
-    SFPO_RETURN_IF_ERROR(AllReduceSum(full));
-    return TorchCall([&] { shard.view({-1}).copy_(full.view({-1}).narrow(0, rank_ * n, n)); });
+    at::Tensor received;
+    SFPO_RETURN_IF_ERROR(TorchCall([&] {
+      if (!scatter_buffer_.defined() || scatter_buffer_.numel() < full.numel() ||
+          scatter_buffer_.scalar_type() != full.scalar_type()) {
+        scatter_buffer_ = at::empty({full.numel()}, full.options());
+      }
+      received = scatter_buffer_.narrow(0, 0, full.numel());
+    }));
+    SFPO_RETURN_IF_ERROR(
+        Run("reduce_scatter", full.numel() * full.element_size(), /*all_reduce=*/true, [&] {
+          at::Tensor in = full.view({-1});
+          std::vector<int64_t> equal_splits;
+          c10d::AllToAllOptions o;
+          o.timeout = Millis(timeout_);
+          return pg_->alltoall_base(received, in, equal_splits, equal_splits, o);
+        }));
+    return TorchCall([&] {
+      at::Tensor out = shard.view({-1});
+      out.copy_(received.narrow(0, 0, n));
+      for (int r = 1; r < world_size_; ++r) out.add_(received.narrow(0, r * n, n));
+    });
   }
 
   absl::Status Broadcast(at::Tensor& tensor, int root) override {
@@ -296,6 +317,7 @@ class GlooCollectives final : public Collectives {
   c10::intrusive_ptr<c10d::TCPStore> heartbeat_store_;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg_;
   std::atomic<int64_t> ops_{0};
+  at::Tensor scatter_buffer_;  // ReduceScatterSum's receive buffer, reused
   int64_t messages_ = 0;
   absl::Status broken_;
   CollectiveStats stats_;

@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/status_matchers.h"
 #include "services/learner/distributed/gloo_collectives.h"
@@ -69,6 +70,36 @@ TEST(GlooCollectivesTest, ReduceScatterLeavesEachRankItsSliceOfTheSum) {
   // Sum: [10, 12, 14, 16, 18, 20].
   EXPECT_TRUE(torch::equal(results[0], torch::tensor({10.0, 12.0, 14.0}, torch::kFloat64)));
   EXPECT_TRUE(torch::equal(results[1], torch::tensor({16.0, 18.0, 20.0}, torch::kFloat64)));
+}
+
+// Three ranks, float32, a large call then a smaller one (the receive buffer is reused), and a
+// wrong size refused before any traffic.
+TEST(GlooCollectivesTest, ReduceScatterOnThreeRanksReusesItsBufferAndRefusesWrongSizes) {
+  std::vector<std::vector<torch::Tensor>> results(3);
+  ExpectAllOk(RunGlooRanks(3, [&](int rank, Collectives* c) -> absl::Status {
+    for (int64_t n : {5, 2}) {
+      torch::Tensor full = torch::arange(3 * n, torch::kFloat32) * (rank + 1);
+      torch::Tensor shard = torch::empty({n}, torch::kFloat32);
+      SFPO_RETURN_IF_ERROR(c->ReduceScatterSum(full, shard));
+      results[rank].push_back(shard);
+    }
+    torch::Tensor full = torch::zeros({7}), shard = torch::empty({2});
+    const absl::Status wrong = c->ReduceScatterSum(full, shard);
+    if (wrong.code() != absl::StatusCode::kInvalidArgument) {
+      return absl::InternalError(absl::StrCat("wrong size gave ", wrong.ToString()));
+    }
+    return c->Barrier();
+  }));
+  // Sum over ranks of arange(3n) * (rank + 1) = 6 * arange(3n); rank r holds slice r.
+  for (int r = 0; r < 3; ++r) {
+    ASSERT_EQ(results[r].size(), 2u);
+    for (int i = 0; i < 2; ++i) {
+      const int64_t n = i == 0 ? 5 : 2;
+      EXPECT_TRUE(
+          torch::equal(results[r][i], torch::arange(r * n, (r + 1) * n, torch::kFloat32) * 6))
+          << "rank " << r << ", n = " << n;
+    }
+  }
 }
 
 TEST(GlooCollectivesTest, BroadcastCopiesTheRootsTensorAndStatsCountTraffic) {
