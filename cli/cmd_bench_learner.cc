@@ -44,6 +44,7 @@ struct BenchLearnerFlags {
   int64_t micro_batch_tokens = 16384;
   int64_t ranks = 1;
   int64_t bucket_mb = 25;
+  bool overlap = true;
   bool json = false;
 };
 
@@ -181,6 +182,7 @@ absl::Status RunBenchRanks(const BenchLearnerFlags& f, const TrainerOptions& opt
       {"target_fraction", 1.1 / static_cast<double>(f.ranks)},
       {"per_rank", per_rank},
       {"bucket_mb", f.bucket_mb},
+      {"overlap_reduce", f.overlap},
       {"inner_steps", options.sfpo ? f.inner_steps : 0},
       {"sequences", f.batch_prompts * f.group},
       {"threads", at::get_num_threads()}};
@@ -231,6 +233,7 @@ absl::Status RunBench(const BenchLearnerFlags& f) {
   options.update.micro_batch_tokens = f.micro_batch_tokens;
   options.lr.base_lr = 1e-6;
   options.bucket_bytes = f.bucket_mb << 20;
+  options.overlap_reduce = f.overlap;
   if (f.ranks > 1) return RunBenchRanks(f, options, arch, param_bytes, params);
   SFPO_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(options, policy.ptr()));
 
@@ -314,6 +317,8 @@ void AddBenchLearnerCommand(CLI::App* root, CommandTable* table) {
   cmd->add_option("--bucket-mb", f->bucket_mb, "Gradient/parameter bucket size (MiB), ranks > 1")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
+  cmd->add_flag("--overlap,!--no-overlap", f->overlap,
+                "Reduce gradient buckets during the backward pass (ranks > 1; default on)");
   cmd->add_flag("--json", f->json, "Print one JSON object as the last line");
   table->emplace_back(cmd, [f] {
     absl::Status status = RunBench(*f);

@@ -69,6 +69,7 @@ void VisitFields(C& c, F&& f) {
   f("learner", "drop_zero_variance_groups", c.learner.drop_zero_variance_groups);
   f("learner", "ranks", c.learner.ranks);
   f("learner", "bucket_mb", c.learner.bucket_mb);
+  f("learner", "overlap_grad_reduce", c.learner.overlap_grad_reduce);
   f("learner", "param_delta_norm", c.learner.param_delta_norm);
   f("sfpo", "inner_steps", c.sfpo.inner_steps);
   f("sfpo", "alpha", c.sfpo.alpha);

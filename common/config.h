@@ -77,7 +77,8 @@ struct LearnerConfig {
   bool normalize_adv_std = true;
   bool drop_zero_variance_groups = false;
   int64_t ranks = 1;
-  int64_t bucket_mb = 25;  // data-parallel gradient/parameter bucket size (MiB)
+  int64_t bucket_mb = 25;           // data-parallel gradient/parameter bucket size (MiB)
+  bool overlap_grad_reduce = true;  // reduce gradient buckets during the backward pass
   // Measure ||theta_next - theta_0|| on GRPO steps too (one saved copy of the parameters, or of
   // this rank's shard); false: no copy on GRPO steps and the step log's param_delta_norm is null.
   bool param_delta_norm = true;

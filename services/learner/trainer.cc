@@ -181,6 +181,7 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& config) {
   o.temperature = config.rollout.temperature;
   o.seed = static_cast<uint64_t>(config.run.seed);
   o.bucket_bytes = config.learner.bucket_mb << 20;
+  o.overlap_reduce = config.learner.overlap_grad_reduce;
   return o;
 }
 
@@ -296,6 +297,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   if (collectives != nullptr) {
     DataParallelOptions dp;
     dp.bucket_bytes = options.bucket_bytes;
+    dp.overlap_reduce = options.overlap_reduce;
     dp.adam = options.adam;
     SFPO_ASSIGN_OR_RETURN(state->dp, DataParallelUpdater::Create(state->params, collectives, dp));
   }

@@ -42,6 +42,7 @@ struct TrainerOptions {
   uint64_t seed = 0;
   // Data-parallel ranks only: the size of the gradient and parameter buckets.
   int64_t bucket_bytes = int64_t{25} << 20;
+  bool overlap_reduce = true;  // DataParallelOptions::overlap_reduce
 };
 
 // Options from a run config (learner.*, sfpo.*, rollout.temperature, run.seed/total_steps).

@@ -64,6 +64,7 @@ TEST(ConfigTest, DefaultsLoadWithoutAFile) {
   EXPECT_FALSE(c.run.resume);
   EXPECT_EQ(c.sfpo.theta0_device, "device");
   EXPECT_TRUE(c.learner.param_delta_norm);
+  EXPECT_TRUE(c.learner.overlap_grad_reduce);
   ExpectSameConfig(c, Config{});
 }
 

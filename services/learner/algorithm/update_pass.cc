@@ -150,7 +150,8 @@ absl::StatusOr<at::Tensor> ComputeSequenceLogp(const PolicyFn& policy, const Rol
 absl::Status AccumulateMiniBatchGradients(const PolicyFn& policy,
                                           const std::vector<at::Tensor>& params,
                                           const RolloutBatch& batch, const MiniBatch& mini_batch,
-                                          const UpdateOptions& options, PassAccumulator* acc) {
+                                          const UpdateOptions& options, PassAccumulator* acc,
+                                          const std::function<void()>& before_last_backward) {
   SFPO_RETURN_IF_ERROR(CheckReady(batch, options));
   return GuardTorch("update pass", [&]() -> absl::Status {
     ZeroGrads(params);
@@ -177,7 +178,8 @@ absl::Status AccumulateMiniBatchGradients(const PolicyFn& policy,
                                            : 1.0 / (tok[i] * static_cast<double>(sequences));
     }
     double mb_loss = 0;
-    for (const MicroBatch& micro : mini_batch.micro_batches) {
+    for (size_t m = 0; m < mini_batch.micro_batches.size(); ++m) {
+      const MicroBatch& micro = mini_batch.micro_batches[m];
       const at::Tensor index = RowIndex(micro.rows, batch.input_ids.device());
       const at::Tensor ids = Rows(batch.input_ids, index, micro.max_length);
       PolicyOutput out = policy(ids);
@@ -193,6 +195,9 @@ absl::Status AccumulateMiniBatchGradients(const PolicyFn& policy,
           in.mask * torch::tensor(w, torch::kFloat64).to(out.logp.options()).unsqueeze(1);
       in.ref_logp = Rows(batch.ref_logp, index, micro.max_length);
       LossTerms terms = ComputeTokenLoss(in, options.loss);
+      if (before_last_backward && m + 1 == mini_batch.micro_batches.size()) {
+        before_last_backward();
+      }
       terms.loss.backward();
       mb_loss += terms.loss.item<double>();
       acc->tokens += terms.tokens;

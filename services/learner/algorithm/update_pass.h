@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -27,9 +28,9 @@ namespace sfpo {
 struct UpdateOptions {
   LossOptions loss;
   LossAggregation aggregation = LossAggregation::kTokenMean;
-  int64_t mini_batch_groups = 64;       // prompts (groups) per optimizer step
-  int64_t micro_batch_tokens = 16384;   // padded tokens per forward (rows * longest row)
-  double grad_clip = 1.0;               // global L2 norm; <= 0 disables clipping
+  int64_t mini_batch_groups = 64;      // prompts (groups) per optimizer step
+  int64_t micro_batch_tokens = 16384;  // padded tokens per forward (rows * longest row)
+  double grad_clip = 1.0;              // global L2 norm; <= 0 disables clipping
 };
 
 // A micro-batch: rows of the batch, run together, trimmed to the longest row.
@@ -50,8 +51,7 @@ struct MiniBatch {
 // Splits rows into micro-batches: rows sorted by length (longest first, ties by row), packed
 // greedily while rows * longest <= token_budget; a row longer than the budget runs alone.
 std::vector<MicroBatch> PackMicroBatches(const std::vector<int64_t>& rows,
-                                         const std::vector<int64_t>& lengths,
-                                         int64_t token_budget);
+                                         const std::vector<int64_t>& lengths, int64_t token_budget);
 
 // The pass's plan: groups in `group_order`, `mini_batch_groups` at a time.
 std::vector<MiniBatch> PlanPass(const RolloutBatch& batch, const std::vector<int64_t>& group_order,
@@ -60,12 +60,12 @@ std::vector<MiniBatch> PlanPass(const RolloutBatch& batch, const std::vector<int
 // Diagnostics of one pass. Token-level figures are means over all response tokens of the
 // pass, measured on each mini-batch's forward before its optimizer step.
 struct PassStats {
-  double loss = 0;           // mean over mini-batches of the aggregated loss
-  double pg_loss = 0;        // token mean of the PPO-clip term
-  double entropy = 0;        // token mean entropy
-  double clip_fraction = 0;  // share of tokens where the clip is active
-  double approx_kl = 0;      // token mean of (r - 1) - log r, KL(theta_0 || theta)
-  double ref_kl = 0;         // token mean of the reference KL estimate
+  double loss = 0;            // mean over mini-batches of the aggregated loss
+  double pg_loss = 0;         // token mean of the PPO-clip term
+  double entropy = 0;         // token mean entropy
+  double clip_fraction = 0;   // share of tokens where the clip is active
+  double approx_kl = 0;       // token mean of (r - 1) - log r, KL(theta_0 || theta)
+  double ref_kl = 0;          // token mean of the reference KL estimate
   double grad_norm_mean = 0;  // pre-clip global grad norm, mean and max over mini-batches
   double grad_norm_max = 0;
   int64_t optimizer_steps = 0;
@@ -88,10 +88,12 @@ absl::StatusOr<at::Tensor> ComputeSequenceLogp(const PolicyFn& policy, const Rol
 
 // Zeroes the gradients of `params` (set to undefined), then backpropagates the mini-batch loss
 // micro-batch by micro-batch. The batch must be prepared, with advantages and old_logp.
-absl::Status AccumulateMiniBatchGradients(const PolicyFn& policy,
-                                          const std::vector<at::Tensor>& params,
-                                          const RolloutBatch& batch, const MiniBatch& mini_batch,
-                                          const UpdateOptions& options, PassAccumulator* acc);
+// `before_last_backward`, when set, runs just before the last micro-batch's backward pass (the
+// one that leaves every gradient final: a data-parallel rank arms its reduction there).
+absl::Status AccumulateMiniBatchGradients(
+    const PolicyFn& policy, const std::vector<at::Tensor>& params, const RolloutBatch& batch,
+    const MiniBatch& mini_batch, const UpdateOptions& options, PassAccumulator* acc,
+    const std::function<void()>& before_last_backward = nullptr);
 
 // One update pass. `group_order` is a permutation of [0, num_groups) (empty: natural order).
 // INVALID_ARGUMENT for a bad batch or order, INTERNAL for a Torch error, with its message.

@@ -2,11 +2,24 @@
 
 #include <ATen/ATen.h>
 
+#include <memory>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "common/torch_util.h"
 
 namespace sfpo {
 namespace {
+
+// A collective that finished when it was started.
+class DonePending final : public PendingCollective {
+ public:
+  explicit DonePending(absl::Status status) : status_(std::move(status)) {}
+  absl::Status Wait() override { return status_; }
+
+ private:
+  absl::Status status_;
+};
 
 class LocalCollectives final : public Collectives {
  public:
@@ -40,6 +53,13 @@ class LocalCollectives final : public Collectives {
 };
 
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<PendingCollective>> Collectives::StartReduceScatterSum(
+    at::Tensor& full, at::Tensor& shard) {
+  absl::Status status = ReduceScatterSum(full, shard);
+  if (!status.ok()) return status;
+  return std::unique_ptr<PendingCollective>(new DonePending(absl::OkStatus()));
+}
 
 std::unique_ptr<Collectives> MakeLocalCollectives() { return std::make_unique<LocalCollectives>(); }
 

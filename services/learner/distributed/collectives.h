@@ -16,6 +16,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace sfpo {
@@ -28,6 +29,15 @@ struct CollectiveStats {
   int64_t all_reduce_calls = 0;
   int64_t all_reduce_bytes = 0;
   double all_reduce_seconds = 0;
+};
+
+// A collective under way (Collectives::StartReduceScatterSum). Wait() finishes it: blocks until
+// it is done (bounded by the collective timeout) and returns what the blocking call would have.
+// Destroying a pending collective without Wait() waits for it and drops its status.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  virtual absl::Status Wait() = 0;
 };
 
 class Collectives {
@@ -46,6 +56,12 @@ class Collectives {
   // shard <- this rank's 1/world_size slice of the sum over ranks of `full` (same layout as
   // AllGather). `full` may be overwritten (it serves as the reduction buffer).
   virtual absl::Status ReduceScatterSum(at::Tensor& full, at::Tensor& shard) = 0;
+  // ReduceScatterSum, started and not waited for: the caller may compute (or start more
+  // collectives) meanwhile, and must leave `full` and `shard` alone until Wait() returns. Every
+  // rank must start the same collectives in the same order. The default runs ReduceScatterSum
+  // at once (nothing to overlap with one rank).
+  virtual absl::StatusOr<std::unique_ptr<PendingCollective>> StartReduceScatterSum(
+      at::Tensor& full, at::Tensor& shard);
   // tensor <- root's tensor, in place.
   virtual absl::Status Broadcast(at::Tensor& tensor, int root) = 0;
   virtual absl::Status Barrier() = 0;

@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <deque>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -78,7 +81,30 @@ absl::StatusOr<at::Tensor> ConsolidateShards(const std::vector<at::Tensor>& shar
   return full;
 }
 
+namespace {
+
+// Runs `on_final` after autograd has accumulated a parameter's gradient (a post hook on its
+// AccumulateGrad node), i.e. once per backward pass that reaches the parameter.
+class GradientFinalHook final : public torch::autograd::FunctionPostHook {
+ public:
+  explicit GradientFinalHook(std::function<void()> on_final) : on_final_(std::move(on_final)) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list&) override {
+    on_final_();
+    return outputs;
+  }
+
+ private:
+  std::function<void()> on_final_;
+};
+
+}  // namespace
+
 struct DataParallelUpdater::Impl {
+  ~Impl() {
+    for (size_t i = 0; i < accumulators.size(); ++i) accumulators[i]->del_post_hook(hook_keys[i]);
+  }
+
   std::vector<at::Tensor> params;
   std::vector<at::Tensor> flat;  // params[i].detach().view(-1): same storage, no autograd
   std::vector<int64_t> offsets;  // flat offset of each parameter
@@ -153,19 +179,6 @@ struct DataParallelUpdater::Impl {
     }
   }
 
-  absl::Status ReduceGradients() {
-    for (const ShardLayout::Bucket& b : layout.buckets) {
-      at::Tensor buf = Buffer(b);
-      SFPO_RETURN_IF_ERROR(GuardTorch("gradient bucket", [&] {
-        Fill(b, buf, true);
-        return absl::OkStatus();
-      }));
-      at::Tensor chunk = grad_shard.narrow(0, b.shard_offset, b.chunk);
-      SFPO_RETURN_IF_ERROR(coll->ReduceScatterSum(buf, chunk));
-    }
-    return absl::OkStatus();
-  }
-
   absl::Status GatherParameters() {
     for (const ShardLayout::Bucket& b : layout.buckets) {
       at::Tensor buf = Buffer(b);
@@ -231,6 +244,98 @@ struct DataParallelUpdater::Impl {
     param_shard.addcdiv_(exp_avg, denom, -step_size);
   }
 
+  // ---- Gradient reduction, overlapped with the last backward pass of each mini-batch ----
+  // Buckets are reduced in descending order (roughly the order backward makes them final),
+  // the same order on every rank whatever the timing: a bucket whose gradients are final waits
+  // for the buckets above it. At most kMaxInFlight reductions run at once, each with its own
+  // bucket buffer.
+  static constexpr size_t kMaxInFlight = 2;
+  struct InFlight {
+    std::unique_ptr<PendingCollective> op;
+    at::Tensor buffer;
+  };
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;  // keep the hooks alive
+  std::vector<uintptr_t> hook_keys;
+  std::vector<std::vector<int>> param_buckets;  // buckets each parameter has elements in
+  std::vector<int> bucket_params;               // parameters with elements in each bucket
+  std::vector<int> waiting;    // of those, not final yet in the armed backward pass
+  int next_launch = -1;        // the next bucket to reduce (descending); -1: all launched
+  bool armed = false;          // the backward pass under way is a mini-batch's last
+  absl::Status reduce_status;  // the first error of a reduction started during backward
+  std::deque<InFlight> in_flight;
+  std::vector<at::Tensor> spare;   // bucket buffers of finished reductions
+  int64_t buckets_overlapped = 0;  // reductions started from inside a backward pass
+
+  void Arm() {
+    waiting = bucket_params;
+    next_launch = static_cast<int>(layout.buckets.size()) - 1;
+    reduce_status = absl::OkStatus();
+    armed = true;
+  }
+
+  // Autograd calls this once parameter i's gradient is final (after its accumulation).
+  void OnGradientFinal(size_t i) {
+    if (!armed || !reduce_status.ok()) return;
+    for (int b : param_buckets[i]) --waiting[b];
+    reduce_status = LaunchReady(/*all=*/false);
+  }
+
+  absl::Status LaunchReady(bool all) {
+    while (next_launch >= 0 && (all || waiting[next_launch] <= 0)) {
+      SFPO_RETURN_IF_ERROR(Launch(layout.buckets[next_launch]));
+      --next_launch;
+      if (!all) ++buckets_overlapped;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Launch(const ShardLayout::Bucket& b) {
+    if (in_flight.size() >= kMaxInFlight) SFPO_RETURN_IF_ERROR(WaitOldest());
+    at::Tensor buffer, full;
+    SFPO_RETURN_IF_ERROR(GuardTorch("gradient bucket", [&] {
+      if (spare.empty()) {
+        buffer = torch::empty_like(this->buffer);
+      } else {
+        buffer = std::move(spare.back());
+        spare.pop_back();
+      }
+      full = buffer.narrow(0, 0, b.chunk * layout.world_size);
+      Fill(b, full, true);
+      return absl::OkStatus();
+    }));
+    at::Tensor chunk = grad_shard.narrow(0, b.shard_offset, b.chunk);
+    absl::StatusOr<std::unique_ptr<PendingCollective>> op =
+        coll->StartReduceScatterSum(full, chunk);
+    if (!op.ok()) {
+      spare.push_back(std::move(buffer));
+      return op.status();
+    }
+    in_flight.push_back(InFlight{*std::move(op), std::move(buffer)});
+    return absl::OkStatus();
+  }
+
+  absl::Status WaitOldest() {
+    InFlight f = std::move(in_flight.front());
+    in_flight.pop_front();
+    absl::Status st = f.op->Wait();
+    spare.push_back(std::move(f.buffer));
+    return st;
+  }
+
+  // After a mini-batch's backward: reduces the buckets not reduced yet (all of them when the
+  // reduction was not armed), then waits for every reduction. Always leaves none in flight.
+  absl::Status ReduceGradients() {
+    if (!armed) next_launch = static_cast<int>(layout.buckets.size()) - 1;
+    armed = false;
+    absl::Status st = reduce_status;
+    if (st.ok()) st = LaunchReady(/*all=*/true);
+    while (!in_flight.empty()) {
+      absl::Status w = WaitOldest();
+      if (st.ok()) st = w;
+    }
+    return st;
+  }
+
   // One update pass; this rank computes on its share of every mini-batch's groups.
   absl::StatusOr<PassStats> RunPass(const PolicyFn& policy, const RolloutBatch& batch,
                                     const std::vector<int64_t>& order, const UpdateOptions& update,
@@ -254,8 +359,15 @@ struct DataParallelUpdater::Impl {
       local.total_tokens = totals[0];
       local.total_sequences = totals[1];
       if (!local.micro_batches.empty()) {
-        SFPO_RETURN_IF_ERROR(
-            AccumulateMiniBatchGradients(policy, params, batch, local, update, &acc));
+        std::function<void()> arm = nullptr;
+        if (options.overlap_reduce) arm = [this] { Arm(); };
+        absl::Status st =
+            AccumulateMiniBatchGradients(policy, params, batch, local, update, &acc, arm);
+        if (!st.ok()) {
+          armed = false;
+          while (!in_flight.empty()) absl::Status ignored = WaitOldest();
+          return st;
+        }
       } else {
         for (const at::Tensor& p : params) {
           if (p.grad().defined()) const_cast<at::Tensor&>(p).mutable_grad().reset();
@@ -348,6 +460,34 @@ absl::StatusOr<std::unique_ptr<DataParallelUpdater>> DataParallelUpdater::Create
     return absl::OkStatus();
   }));
   impl->params = std::move(params);
+  // Which buckets each parameter has elements in, and the hooks that report its gradient final.
+  Impl* raw = impl.get();
+  raw->param_buckets.assign(raw->params.size(), {});
+  raw->bucket_params.assign(raw->layout.buckets.size(), 0);
+  for (size_t b = 0; b < raw->layout.buckets.size(); ++b) {
+    const ShardLayout::Bucket& bucket = raw->layout.buckets[b];
+    raw->ForSegments(bucket.start, bucket.start + bucket.length,
+                     [&](size_t i, int64_t, int64_t, int64_t) {
+                       raw->param_buckets[i].push_back(static_cast<int>(b));
+                       ++raw->bucket_params[b];
+                     });
+  }
+  if (options.overlap_reduce) {
+    SFPO_RETURN_IF_ERROR(GuardTorch("gradient hooks", [&]() -> absl::Status {
+      for (size_t i = 0; i < raw->params.size(); ++i) {
+        std::shared_ptr<torch::autograd::Node> acc =
+            torch::autograd::impl::grad_accumulator(raw->params[i]);
+        if (acc == nullptr) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "data-parallel: parameter ", i, " is not a leaf that requires a gradient"));
+        }
+        raw->hook_keys.push_back(acc->add_post_hook(
+            std::make_unique<GradientFinalHook>([raw, i] { raw->OnGradientFinal(i); })));
+        raw->accumulators.push_back(std::move(acc));
+      }
+      return absl::OkStatus();
+    }));
+  }
   {
     torch::NoGradGuard no_grad;
     SFPO_RETURN_IF_ERROR(impl->BroadcastParams());
@@ -449,6 +589,8 @@ absl::StatusOr<SlowFastStepStats> DataParallelUpdater::Step(
   stats.slow_seconds = SecondsSince(t);
   return stats;
 }
+
+int64_t DataParallelUpdater::buckets_overlapped() const { return impl_->buckets_overlapped; }
 
 void DataParallelUpdater::ReleaseSavedParameters() { impl_->theta0 = at::Tensor(); }
 

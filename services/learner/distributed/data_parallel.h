@@ -64,6 +64,11 @@ struct AdamWHyperparameters {
 struct DataParallelOptions {
   int64_t bucket_bytes = int64_t{25} << 20;  // gradient and parameter buckets
   AdamWHyperparameters adam;
+  // Reduce each gradient bucket as soon as the last backward pass of a mini-batch has made its
+  // gradients final (autograd hooks on the parameters' accumulators), overlapping the
+  // reduction with the rest of that backward pass. false: every bucket after the backward.
+  // Both compute the same update bitwise.
+  bool overlap_reduce = true;
 };
 
 // The sharded optimizer and SFPO state of one rank, for checkpoints and tests. Tensors are
@@ -125,6 +130,8 @@ class DataParallelUpdater {
   // This rank's own token-mean entropy of the last pass, before the all-reduce (what a gate on
   // one rank's local estimate would see; NaN when the rank had no tokens). Diagnostics only.
   double last_local_entropy() const;
+  // Gradient buckets whose reduction started inside a backward pass (overlap_reduce), so far.
+  int64_t buckets_overlapped() const;
 
  private:
   struct Impl;

@@ -125,35 +125,33 @@ class GlooCollectives final : public Collectives {
   }
 
   absl::Status ReduceScatterSum(at::Tensor& full, at::Tensor& shard) override {
-    // Gloo in LibTorch 1.13 has no reduce_scatter. An all-to-all hands each rank its slice of
-    // every rank's buffer ((N-1)/N of the bytes each way: half of what a ring all-reduce
-    // moves), and this rank sums the N slices in rank order.
+    absl::StatusOr<std::unique_ptr<PendingCollective>> pending = StartReduceScatterSum(full, shard);
+    if (!pending.ok()) return pending.status();
+    return (*pending)->Wait();
+  }
+
+  // Gloo in LibTorch 1.13 has no reduce_scatter. An all-to-all hands each rank its slice of
+  // every rank's buffer ((N-1)/N of the bytes each way: half of what a ring all-reduce moves),
+  // and Wait() sums the N slices in rank order.
+  absl::StatusOr<std::unique_ptr<PendingCollective>> StartReduceScatterSum(
+      at::Tensor& full, at::Tensor& shard) override {
     const int64_t n = shard.numel();
     if (full.numel() != n * world_size_ || full.scalar_type() != shard.scalar_type()) {
       return absl::InvalidArgumentError(absl::StrCat("reduce_scatter: input has ", full.numel(),
                                                      " elements, expected ", n * world_size_));
     }
-    at::Tensor received;
-    SFPO_RETURN_IF_ERROR(TorchCall([&] {
-      if (!scatter_buffer_.defined() || scatter_buffer_.numel() < full.numel() ||
-          scatter_buffer_.scalar_type() != full.scalar_type()) {
-        scatter_buffer_ = at::empty({full.numel()}, full.options());
-      }
-      received = scatter_buffer_.narrow(0, 0, full.numel());
-    }));
-    SFPO_RETURN_IF_ERROR(
-        Run("reduce_scatter", full.numel() * full.element_size(), /*all_reduce=*/true, [&] {
+    auto pending = std::make_unique<PendingScatter>(this, shard);
+    SFPO_RETURN_IF_ERROR(TorchCall([&] { pending->received = TakeBuffer(full); }));
+    SFPO_ASSIGN_OR_RETURN(
+        pending->launched,
+        Start("reduce_scatter", full.numel() * full.element_size(), /*all_reduce=*/true, [&] {
           at::Tensor in = full.view({-1});
           std::vector<int64_t> equal_splits;
           c10d::AllToAllOptions o;
           o.timeout = Millis(timeout_);
-          return pg_->alltoall_base(received, in, equal_splits, equal_splits, o);
+          return pg_->alltoall_base(pending->received, in, equal_splits, equal_splits, o);
         }));
-    return TorchCall([&] {
-      at::Tensor out = shard.view({-1});
-      out.copy_(received.narrow(0, 0, n));
-      for (int r = 1; r < world_size_; ++r) out.add_(received.narrow(0, r * n, n));
-    });
+    return std::unique_ptr<PendingCollective>(std::move(pending));
   }
 
   absl::Status Broadcast(at::Tensor& tensor, int root) override {
@@ -216,34 +214,119 @@ class GlooCollectives final : public Collectives {
     return std::min(absl::Seconds(1), timeout_ / 10);
   }
 
+  // A launched c10d operation and what its Finish() needs to account for it.
+  struct Launched {
+    const char* what = "";
+    int64_t op = 0, bytes = 0;
+    bool all_reduce = false;
+    double seconds = 0;  // spent in this rank's calls so far (launching, then waiting)
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+
+  // A started reduce-scatter: the all-to-all's receive buffer, and the shard to sum it into.
+  class PendingScatter final : public PendingCollective {
+   public:
+    PendingScatter(GlooCollectives* owner, at::Tensor shard)
+        : owner_(owner), shard_(std::move(shard)) {}
+    ~PendingScatter() override {
+      if (!done_) absl::Status ignored = Wait();
+    }
+    absl::Status Wait() override {
+      if (done_) return absl::FailedPreconditionError("reduce_scatter: waited for twice");
+      done_ = true;
+      absl::Status st = owner_->Finish(launched);
+      if (st.ok()) {
+        st = TorchCall([&] {
+          const int64_t n = shard_.numel();
+          at::Tensor out = shard_.view({-1});
+          out.copy_(received.narrow(0, 0, n));
+          for (int r = 1; r < owner_->world_size_; ++r) out.add_(received.narrow(0, r * n, n));
+        });
+      }
+      owner_->free_buffers_.push_back(std::move(received));
+      return st;
+    }
+
+    Launched launched;
+    at::Tensor received;
+
+   private:
+    GlooCollectives* owner_;
+    at::Tensor shard_;
+    bool done_ = false;
+  };
+
+  // A receive buffer shaped like `full`: a free one of that size and dtype, or a new one.
+  at::Tensor TakeBuffer(const at::Tensor& full) {
+    for (size_t i = 0; i < free_buffers_.size(); ++i) {
+      const at::Tensor& b = free_buffers_[i];
+      if (b.numel() == full.numel() && b.scalar_type() == full.scalar_type()) {
+        at::Tensor out = std::move(free_buffers_[i]);
+        free_buffers_.erase(free_buffers_.begin() + i);
+        return out;
+      }
+    }
+    if (free_buffers_.size() > 8) free_buffers_.erase(free_buffers_.begin());
+    return at::empty({full.numel()}, full.options());
+  }
+
+  // Launches one c10d operation (counted as collective #op). A launch that fails breaks the
+  // group like a failed collective.
   template <typename Launch>
-  absl::Status Run(const char* what, int64_t bytes, bool all_reduce, Launch&& launch) {
+  absl::StatusOr<Launched> Start(const char* what, int64_t bytes, bool all_reduce,
+                                 Launch&& launch) {
     if (!broken_.ok()) return broken_;
-    const int64_t op = ops_.fetch_add(1) + 1;
+    Launched l;
+    l.what = what;
+    l.op = ops_.fetch_add(1) + 1;
+    l.bytes = bytes;
+    l.all_reduce = all_reduce;
+    const Clock::time_point start = Clock::now();
+    absl::Status st = TorchCall([&] { l.work = launch(); });
+    l.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (!st.ok()) return Fail(l, false, st);
+    return l;
+  }
+
+  // Waits for `l` (up to the collective timeout) and accounts for it in the stats: the seconds
+  // are those this rank spent in the calls, not the time the operation overlapped other work.
+  absl::Status Finish(Launched& l) {
+    if (!broken_.ok()) return broken_;
     const Clock::time_point start = Clock::now();
     bool timed_out = false;
     absl::Status st = TorchCall([&] {
-      c10::intrusive_ptr<c10d::Work> work = launch();
-      if (!work->wait(Millis(timeout_))) timed_out = true;
+      if (!l.work->wait(Millis(timeout_))) timed_out = true;
     });
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    l.seconds += std::chrono::duration<double>(Clock::now() - start).count();
     stats_.calls += 1;
-    stats_.bytes += bytes;
-    stats_.seconds += seconds;
-    if (all_reduce) {
+    stats_.bytes += l.bytes;
+    stats_.seconds += l.seconds;
+    if (l.all_reduce) {
       stats_.all_reduce_calls += 1;
-      stats_.all_reduce_bytes += bytes;
-      stats_.all_reduce_seconds += seconds;
+      stats_.all_reduce_bytes += l.bytes;
+      stats_.all_reduce_seconds += l.seconds;
     }
     if (st.ok() && !timed_out) return absl::OkStatus();
+    return Fail(l, timed_out, st);
+  }
+
+  template <typename Launch>
+  absl::Status Run(const char* what, int64_t bytes, bool all_reduce, Launch&& launch) {
+    absl::StatusOr<Launched> l = Start(what, bytes, all_reduce, std::forward<Launch>(launch));
+    if (!l.ok()) return l.status();
+    return Finish(*l);
+  }
+
+  // Breaks the group with an error naming the operation and the ranks to blame.
+  absl::Status Fail(const Launched& l, bool timed_out, const absl::Status& st) {
     const std::string cause = timed_out ? "timed out" : std::string(st.message());
     const bool deadline =
         timed_out || absl::StrContains(cause, "imed out") || absl::StrContains(cause, "imeout");
     broken_ = absl::Status(
         deadline ? absl::StatusCode::kDeadlineExceeded : absl::StatusCode::kUnavailable,
-        absl::StrCat(what, " (collective #", op, ") failed on rank ", rank_, " of ", world_size_,
-                     " after ", absl::FormatDuration(absl::Seconds(seconds)), ": ", Diagnose(op),
-                     " [", cause, "]"));
+        absl::StrCat(l.what, " (collective #", l.op, ") failed on rank ", rank_, " of ",
+                     world_size_, " after ", absl::FormatDuration(absl::Seconds(l.seconds)), ": ",
+                     Diagnose(l.op), " [", cause, "]"));
     return broken_;
   }
 
@@ -317,7 +400,7 @@ class GlooCollectives final : public Collectives {
   c10::intrusive_ptr<c10d::TCPStore> heartbeat_store_;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg_;
   std::atomic<int64_t> ops_{0};
-  at::Tensor scatter_buffer_;  // ReduceScatterSum's receive buffer, reused
+  std::vector<at::Tensor> free_buffers_;  // receive buffers of finished reduce-scatters
   int64_t messages_ = 0;
   absl::Status broken_;
   CollectiveStats stats_;

@@ -72,6 +72,7 @@ struct RunResult {
   torch::Tensor exp_avg, exp_avg_sq, theta0;  // flat, consolidated
   int64_t adam_step = 0;
   std::vector<double> entropies;
+  int64_t buckets_overlapped = 0;
 };
 
 RolloutBatch PreparedBatch(const RunSetup& s, uint64_t seed) {
@@ -170,6 +171,7 @@ std::vector<RunResult> RunDataParallel(const RunSetup& s, int world) {
         res.params_after_sfpo = Clone(params);
         const ShardState state = dp->state();
         res.adam_step = state.adam_step;
+        res.buckets_overlapped = dp->buckets_overlapped();
         SFPO_ASSIGN_OR_RETURN(res.exp_avg, dp->GatherFull(state.exp_avg));
         SFPO_ASSIGN_OR_RETURN(res.exp_avg_sq, dp->GatherFull(state.exp_avg_sq));
         SFPO_ASSIGN_OR_RETURN(res.theta0, dp->GatherFull(state.theta0));
@@ -224,6 +226,35 @@ TEST_P(DataParallelMatchesOneRank, AfterAGrpoAndAnSfpoStep) {
 INSTANTIATE_TEST_SUITE_P(RanksAndDtypes, DataParallelMatchesOneRank,
                          ::testing::Combine(::testing::Values(2, 3),
                                             ::testing::Values(torch::kFloat32, torch::kFloat64)));
+
+// Reducing buckets during the backward pass changes when they are reduced, not what: the same
+// parameters and state, bitwise, as reducing them all after it.
+TEST(DataParallelUpdaterTest, OverlappedReductionIsBitwiseTheReductionAfterBackward) {
+  torch::set_num_threads(1);
+  for (int world : {2, 3}) {
+    SCOPED_TRACE(::testing::Message() << world << " ranks");
+    RunSetup s;
+    s.dp.bucket_bytes = 11 * 4;  // many buckets, some straddling the two parameters
+    s.dp.overlap_reduce = false;
+    const std::vector<RunResult> after = RunDataParallel(s, world);
+    s.dp.overlap_reduce = true;
+    const std::vector<RunResult> during = RunDataParallel(s, world);
+    ASSERT_EQ(after.size(), static_cast<size_t>(world));
+    ASSERT_EQ(during.size(), static_cast<size_t>(world));
+    for (int r = 0; r < world; ++r) {
+      SCOPED_TRACE(::testing::Message() << "rank " << r);
+      EXPECT_EQ(after[r].buckets_overlapped, 0);
+      EXPECT_GT(during[r].buckets_overlapped, 0);
+      ASSERT_EQ(during[r].params_after_sfpo.size(), after[r].params_after_sfpo.size());
+      for (size_t i = 0; i < after[r].params_after_sfpo.size(); ++i) {
+        EXPECT_TRUE(torch::equal(during[r].params_after_grpo[i], after[r].params_after_grpo[i]));
+        EXPECT_TRUE(torch::equal(during[r].params_after_sfpo[i], after[r].params_after_sfpo[i]));
+      }
+      EXPECT_TRUE(torch::equal(during[r].exp_avg, after[r].exp_avg));
+      EXPECT_TRUE(torch::equal(during[r].exp_avg_sq, after[r].exp_avg_sq));
+    }
+  }
+}
 
 TEST(DataParallelUpdaterTest, OneRankShardedAdamWIsTorchAdamW) {
   torch::set_num_threads(1);
