@@ -144,8 +144,23 @@ def main():
         except grpc.RpcError as e:
             out[name] = {"code": e.code().name, "details": e.details() or ""}
 
-    # A lease held by this client, so that per-group validation (not just the lease lookup)
-    # is reached. LeaseWorkRequest{worker_id=1, max_leases=2, worker_version=3}.
+    ok_completion = completion([5, 6], [-0.5, -0.25])
+    # Requests refused as a whole, before any lease is looked up: the lease and its group size
+    # do not matter to them.
+    g, lid, version = 4, 1, 0
+
+    # Bytes that are not a SubmitGroupsRequest: a field key whose varint never ends.
+    probe("garbage", b"\xff" * 11)
+    # Well-formed, but over the learner's 16 MiB receive limit.
+    probe("oversized", submit_request("intruder", [
+        group(lid, version, [field_bytes(1, b"\x05" * (17 << 20))])]))
+    # Well-formed, no worker id.
+    probe("no_worker_id", submit_request("", [group(lid, version, [ok_completion] * g)]))
+    # More groups than one request may carry.
+    probe("too_many_groups", submit_request("intruder", [group(lid, version, [ok_completion])] * 1025))
+    # A lease held by this client, taken just before it is needed (it expires), so that
+    # per-group validation (not just the lease lookup) is reached.
+    # LeaseWorkRequest{worker_id=1, max_leases=2, worker_version=3}.
     lease = None
     for _ in range(600):
         reply = lease_work(field_bytes(1, b"intruder") + field_varint(2, 1) +
@@ -158,17 +173,6 @@ def main():
     g = lease["group_size"] if lease else 4
     lid = lease["lease_id"] if lease else 1
     version = lease["policy_version"] if lease else 0
-    ok_completion = completion([5, 6], [-0.5, -0.25])
-
-    # Bytes that are not a SubmitGroupsRequest: a field key whose varint never ends.
-    probe("garbage", b"\xff" * 11)
-    # Well-formed, but over the learner's 16 MiB receive limit.
-    probe("oversized", submit_request("intruder", [
-        group(lid, version, [field_bytes(1, b"\x05" * (17 << 20))])]))
-    # Well-formed, no worker id.
-    probe("no_worker_id", submit_request("", [group(lid, version, [ok_completion] * g)]))
-    # More groups than one request may carry.
-    probe("too_many_groups", submit_request("intruder", [group(lid, version, [ok_completion])] * 1025))
     # Per-group rejections, in one call: an unknown lease, the wrong number of completions, a
     # token id beyond the vocabulary, a log-probability above 0.
     probe("bad_groups", submit_request("intruder", [

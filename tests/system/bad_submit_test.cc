@@ -25,12 +25,12 @@ TEST(BadSubmitTest, MalformedAndOversizedSubmissionsAreRefusedAndTheRunCompletes
   const std::string script = absl::StrCat(source_dir, "/tests/system/bad_submit.py");
   ASSERT_EQ(access(kPython, X_OK), 0) << kPython << " is needed (python3-grpcio)";
   SFPO_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SystemRun> run, SystemRun::Create());
-  const std::vector<std::string> sets = {"run.total_steps=3", "rollout.lease_timeout_s=3"};
+  const std::vector<std::string> sets = {"run.total_steps=3", "rollout.lease_timeout_s=5"};
   SFPO_ASSERT_OK_AND_ASSIGN(Service reward, run->StartReward("127.0.0.1:0", kStartBound));
   SFPO_ASSERT_OK_AND_ASSIGN(Service learner, run->StartLearner("127.0.0.1:0", sets, kStartBound));
 
-  // The client leases one prompt (no worker is running yet, so one is free) and then sends its
-  // bad submissions.
+  // The client sends its bad submissions, leasing one prompt (no worker is running yet, so one
+  // is free) just before the ones that need a lease.
   SFPO_ASSERT_OK_AND_ASSIGN(testing::ProcessResult probe,
                             testing::RunProcess({kPython, script, learner.address()}, kRunBound));
   ASSERT_EQ(probe.exit_code, 0) << probe.err;

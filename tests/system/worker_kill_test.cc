@@ -24,7 +24,7 @@ TEST(WorkerKillTest, LeasesOfAKilledWorkerAreReissuedAndCountedOnce) {
   const std::string reward_address = absl::StrCat("127.0.0.1:", reward_port);
   SFPO_ASSERT_OK_AND_ASSIGN(
       Service learner,
-      run->StartLearner("127.0.0.1:0", {"run.total_steps=3", "rollout.lease_timeout_s=3"},
+      run->StartLearner("127.0.0.1:0", {"run.total_steps=3", "rollout.lease_timeout_s=6"},
                         kStartBound));
   SFPO_ASSERT_OK_AND_ASSIGN(Service doomed, run->StartWorker("doomed", learner.address(),
                                                              reward_address, {}, kStartBound));

@@ -346,13 +346,26 @@ class GlooCollectives final : public Collectives {
         }
       });
     };
+    // A rank whose beat does not move for a while is dead. The wait ends as soon as every
+    // other rank's beat has moved, and lasts at most 2.5 intervals, and at least a second, so
+    // that a live rank starved of CPU on a loaded machine is not taken for dead.
     std::vector<Beat> first, second;
     if (!read(&first).ok()) {
       return "the rendezvous store (hosted by rank 0) is unreachable: rank 0 is down";
     }
-    absl::SleepFor(Interval() * 2.5);
-    if (!read(&second).ok()) {
-      return "the rendezvous store (hosted by rank 0) is unreachable: rank 0 is down";
+    const absl::Time until = absl::Now() + std::max(Interval() * 2.5, absl::Seconds(1));
+    for (;;) {
+      absl::SleepFor(std::min(Interval(), absl::Milliseconds(100)));
+      if (!read(&second).ok()) {
+        return "the rendezvous store (hosted by rank 0) is unreachable: rank 0 is down";
+      }
+      bool all_moved = true;
+      for (int r = 0; r < world_size_; ++r) {
+        if (r != rank_ && (!second[r].present || second[r].beats == first[r].beats)) {
+          all_moved = false;
+        }
+      }
+      if (all_moved || absl::Now() >= until) break;
     }
     std::vector<std::string> dead, absent, lagging;
     for (int r = 0; r < world_size_; ++r) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/status_matchers.h"
 #include "services/learner/distributed/gloo_collectives.h"
@@ -138,12 +139,20 @@ TEST(GlooCollectivesTest, ARankThatLeavesMakesTheOthersFailNamingIt) {
   options.timeout = absl::Seconds(5);
   options.heartbeat_interval = absl::Milliseconds(100);
   options.barrier_at_end = false;
+  // Ranks 0 and 2 both diagnose before either leaves (a rank that leaves stops beating).
+  absl::Mutex mu;
+  int diagnosed = 0;
   std::vector<absl::Status> statuses = RunGlooRanks(
       3,
       [&](int rank, Collectives* c) -> absl::Status {
         if (rank == 1) return absl::OkStatus();  // leaves: its group and heartbeat stop
         torch::Tensor t = torch::ones({1000});
-        return c->AllReduceSum(t);
+        absl::Status s = c->AllReduceSum(t);
+        absl::MutexLock lock(&mu);
+        ++diagnosed;
+        mu.Await(absl::Condition(
+            +[](int* n) { return *n == 2; }, &diagnosed));
+        return s;
       },
       options);
   EXPECT_TRUE(statuses[1].ok()) << statuses[1];
