@@ -39,9 +39,11 @@ TEST(Budget, ReportsTheDeadlineAsAnErrorVerdict) {
   EXPECT_EQ(r.verdict, Verdict::kError);
   EXPECT_EQ(r.error_label, "deadline");
   EXPECT_EQ(r.reward, 0.0);
-  // Work that outlasts a tiny budget stops with the same verdict.
+  // Work that outlasts a tiny budget stops with the same verdict (a long answer, allowed by the
+  // limits, so that it cannot be done within the budget even on a fast machine).
+  options.limits.max_answer_bytes = 1 << 20;
   std::string poly = "\\boxed{";
-  for (int i = 0; i < 300; ++i) absl::StrAppend(&poly, "x^{", i % 30, "}y^{", i % 7, "}+");
+  for (int i = 0; i < 3000; ++i) absl::StrAppend(&poly, "x^{", i % 30, "}y^{", i % 7, "}+");
   poly += "1}";
   r = Score({"math", "", poly, "x"}, options, absl::Now() + absl::Microseconds(50));
   EXPECT_EQ(r.verdict, Verdict::kError);
