@@ -113,6 +113,9 @@ std::vector<const void*> SlowFastUpdater::saved_data_pointers() const {
   return out;
 }
 
+namespace {
+
+// Validates the options and sets old_logp (RunOuterStep's first stage).
 absl::StatusOr<SlowFastStepStats> BeginOuterStep(
     RolloutBatch* batch, const SlowFastOptions& options,
     const std::function<absl::StatusOr<at::Tensor>()>& compute_logp) {
@@ -151,35 +154,23 @@ absl::StatusOr<SlowFastStepStats> BeginOuterStep(
   return stats;
 }
 
-absl::StatusOr<SlowFastStepStats> SlowFastUpdater::Step(
-    const PolicyFn& policy, torch::optim::Optimizer* optimizer, RolloutBatch* batch,
-    const UpdateOptions& update, const SlowFastOptions& options, const GroupOrderFn& group_order) {
+}  // namespace
+
+absl::StatusOr<SlowFastStepStats> RunOuterStep(RolloutBatch* batch, const SlowFastOptions& options,
+                                               const OuterStepStages& stages) {
   // 1. old_logp at theta_0, once, before any update.
   Clock::time_point t = Clock::now();
-  SFPO_ASSIGN_OR_RETURN(SlowFastStepStats stats, BeginOuterStep(batch, options, [&] {
-                          return ComputeSequenceLogp(policy, *batch, update.micro_batch_tokens);
-                        }));
+  SFPO_ASSIGN_OR_RETURN(SlowFastStepStats stats,
+                        BeginOuterStep(batch, options, stages.compute_old_logp));
   stats.old_logprob_seconds = SecondsSince(t);
-
-  auto order = [&]() {
-    return group_order ? group_order(batch->num_groups()) : std::vector<int64_t>();
-  };
 
   // 2. Fast trajectory: K passes from theta_0.
   t = Clock::now();
   const bool keep_theta0 = options.inner_steps > 0 || options.grpo_distance;
-  if (keep_theta0) {
-    SFPO_RETURN_IF_ERROR(GuardTorch("save theta_0", [&]() -> absl::Status {
-      SaveParameters(params_, &theta0_, options.theta0_on_host);
-      return absl::OkStatus();
-    }));
-  }
-  if (options.inner_steps > 0) {
-    for (int64_t k = 0; k < options.inner_steps; ++k) {
-      SFPO_ASSIGN_OR_RETURN(PassStats pass,
-                            RunUpdatePass(policy, params_, optimizer, *batch, order(), update));
-      stats.passes.push_back(pass);
-    }
+  if (keep_theta0) SFPO_RETURN_IF_ERROR(stages.save_theta0());
+  for (int64_t k = 0; k < options.inner_steps; ++k) {
+    SFPO_ASSIGN_OR_RETURN(PassStats pass, stages.update_pass());
+    stats.passes.push_back(pass);
   }
   stats.fast_seconds = SecondsSince(t);
 
@@ -187,27 +178,55 @@ absl::StatusOr<SlowFastStepStats> SlowFastUpdater::Step(
   t = Clock::now();
   stats.theta_next_distance = std::numeric_limits<double>::quiet_NaN();
   if (options.inner_steps > 0) {
-    SFPO_RETURN_IF_ERROR(GuardTorch("reposition", [&]() -> absl::Status {
-      stats.theta_k_distance = DistanceToSaved(params_, theta0_);
-      Reposition(params_, theta0_, options.alpha);
-      return absl::OkStatus();
-    }));
+    SFPO_ASSIGN_OR_RETURN(stats.theta_k_distance, stages.distance());
+    SFPO_RETURN_IF_ERROR(stages.reposition(options.alpha));
   }
   stats.reposition_seconds = SecondsSince(t);
 
   // 4. Slow correction (the only pass of a GRPO step).
   t = Clock::now();
-  SFPO_ASSIGN_OR_RETURN(PassStats slow,
-                        RunUpdatePass(policy, params_, optimizer, *batch, order(), update));
+  SFPO_ASSIGN_OR_RETURN(PassStats slow, stages.update_pass());
   stats.passes.push_back(slow);
   if (keep_theta0) {
-    SFPO_RETURN_IF_ERROR(GuardTorch("distance", [&]() -> absl::Status {
-      stats.theta_next_distance = DistanceToSaved(params_, theta0_);
-      return absl::OkStatus();
-    }));
+    SFPO_ASSIGN_OR_RETURN(stats.theta_next_distance, stages.distance());
   }
   stats.slow_seconds = SecondsSince(t);
   return stats;
+}
+
+absl::StatusOr<SlowFastStepStats> SlowFastUpdater::Step(
+    const PolicyFn& policy, torch::optim::Optimizer* optimizer, RolloutBatch* batch,
+    const UpdateOptions& update, const SlowFastOptions& options, const GroupOrderFn& group_order) {
+  OuterStepStages stages;
+  stages.compute_old_logp = [&] {
+    return ComputeSequenceLogp(policy, *batch, update.micro_batch_tokens);
+  };
+  stages.save_theta0 = [&] {
+    return GuardTorch("save theta_0", [&] {
+      SaveParameters(params_, &theta0_, options.theta0_on_host);
+      return absl::OkStatus();
+    });
+  };
+  stages.update_pass = [&] {
+    const std::vector<int64_t> order =
+        group_order ? group_order(batch->num_groups()) : std::vector<int64_t>();
+    return RunUpdatePass(policy, params_, optimizer, *batch, order, update);
+  };
+  stages.distance = [&]() -> absl::StatusOr<double> {
+    double d = 0;
+    SFPO_RETURN_IF_ERROR(GuardTorch("distance", [&] {
+      d = DistanceToSaved(params_, theta0_);
+      return absl::OkStatus();
+    }));
+    return d;
+  };
+  stages.reposition = [&](double alpha) {
+    return GuardTorch("reposition", [&] {
+      Reposition(params_, theta0_, alpha);
+      return absl::OkStatus();
+    });
+  };
+  return RunOuterStep(batch, options, stages);
 }
 
 }  // namespace sfpo

@@ -74,13 +74,25 @@ class SlowFastUpdater {
   std::vector<at::Tensor> theta0_;  // one per parameter, same shape/dtype/device
 };
 
-// The first stage of an outer step, shared by SlowFastUpdater and the data-parallel updater:
-// validates `options` (INVALID_ARGUMENT naming sfpo.inner_steps / sfpo.alpha), then sets
-// batch->old_logp to the workers' behavior_logp (options.behavior_as_old_logp) or to
-// `compute_logp()`, and returns stats with inner_steps, alpha and behavior_logp_abs_diff filled.
-absl::StatusOr<SlowFastStepStats> BeginOuterStep(
-    RolloutBatch* batch, const SlowFastOptions& options,
-    const std::function<absl::StatusOr<at::Tensor>()>& compute_logp);
+// What an outer step does to its parameter storage (all the parameters on one rank, or this
+// rank's shard of them on data-parallel ranks). RunOuterStep calls these in the algorithm's
+// order; each returns a Status (Torch errors caught).
+struct OuterStepStages {
+  std::function<absl::StatusOr<at::Tensor>()> compute_old_logp;  // logp at theta_0 [N, T]
+  std::function<absl::Status()> save_theta0;                     // theta_0 <- theta
+  std::function<absl::StatusOr<PassStats>()> update_pass;        // one pass, a fresh order
+  std::function<absl::StatusOr<double>()> distance;              // ||theta - theta_0||
+  std::function<absl::Status(double alpha)>
+      reposition;  // theta <- theta_0 + alpha (theta - theta_0)
+};
+
+// One outer step, shared by SlowFastUpdater and the data-parallel updater: validates `options`
+// (INVALID_ARGUMENT naming sfpo.inner_steps / sfpo.alpha); sets batch->old_logp to the workers'
+// behavior_logp (options.behavior_as_old_logp) or to compute_old_logp(); saves theta_0 (when
+// K > 0 or options.grpo_distance); K fast passes; the reposition; the slow pass; and fills the
+// stats, stage times included.
+absl::StatusOr<SlowFastStepStats> RunOuterStep(RolloutBatch* batch, const SlowFastOptions& options,
+                                               const OuterStepStages& stages);
 
 // theta_0 <- p, allocating theta_0 when undefined or of another size: like `p`, or with
 // `on_host` and `p` on a GPU, in pinned host memory (the copy is then asynchronous on the

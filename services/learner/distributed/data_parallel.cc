@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <deque>
 #include <functional>
@@ -17,12 +16,6 @@
 
 namespace sfpo {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -531,63 +524,36 @@ absl::StatusOr<SlowFastStepStats> DataParallelUpdater::Step(
   if (batch->lengths.size() != static_cast<size_t>(batch->num_sequences())) {
     return absl::InvalidArgumentError("batch is not prepared (call PrepareBatch)");
   }
-  // 1. old_logp at theta_0, once, every rank a share of the groups.
-  Clock::time_point t = Clock::now();
-  SFPO_ASSIGN_OR_RETURN(SlowFastStepStats stats, BeginOuterStep(batch, options, [&] {
-                          return SequenceLogp(policy, *batch, update.micro_batch_tokens);
-                        }));
   SFPO_RETURN_IF_ERROR(GuardTorch("row tokens", [&] {
     const at::Tensor tok =
         batch->response_mask.ne(0).sum(1).to(torch::kCPU, torch::kFloat64).contiguous();
     m.row_tokens.assign(tok.data_ptr<double>(), tok.data_ptr<double>() + tok.numel());
     return absl::OkStatus();
   }));
-  stats.old_logprob_seconds = SecondsSince(t);
-
-  auto order = [&]() {
-    return group_order ? group_order(batch->num_groups()) : std::vector<int64_t>();
-  };
-
-  // 2. Fast trajectory: K passes from theta_0 (this rank saves its shard of theta_0).
-  t = Clock::now();
-  const bool keep_theta0 = options.inner_steps > 0 || options.grpo_distance;
-  if (keep_theta0) {
-    SFPO_RETURN_IF_ERROR(GuardTorch("save theta_0", [&] {
+  // The stages on this rank's shard; every rank computes on a share of each batch's groups.
+  OuterStepStages stages;
+  stages.compute_old_logp = [&] { return SequenceLogp(policy, *batch, update.micro_batch_tokens); };
+  stages.save_theta0 = [&] {
+    return GuardTorch("save theta_0", [&] {
       SaveTensor(m.param_shard, &m.theta0, options.theta0_on_host);
       return absl::OkStatus();
-    }));
-  }
-  if (options.inner_steps > 0) {
-    for (int64_t k = 0; k < options.inner_steps; ++k) {
-      SFPO_ASSIGN_OR_RETURN(PassStats pass, m.RunPass(policy, *batch, order(), update, lr));
-      stats.passes.push_back(pass);
-    }
-  }
-  stats.fast_seconds = SecondsSince(t);
-
-  // 3. Reposition theta <- theta_0 + alpha (theta_K - theta_0) on the shard, then all-gather.
-  t = Clock::now();
-  stats.theta_next_distance = std::numeric_limits<double>::quiet_NaN();
-  if (options.inner_steps > 0) {
-    SFPO_ASSIGN_OR_RETURN(stats.theta_k_distance, m.DistanceToSaved());
+    });
+  };
+  stages.update_pass = [&] {
+    const std::vector<int64_t> order =
+        group_order ? group_order(batch->num_groups()) : std::vector<int64_t>();
+    return m.RunPass(policy, *batch, order, update, lr);
+  };
+  stages.distance = [&] { return m.DistanceToSaved(); };
+  stages.reposition = [&](double alpha) -> absl::Status {
     SFPO_RETURN_IF_ERROR(GuardTorch("reposition", [&] {
-      RepositionTensor(m.param_shard, m.theta0, options.alpha);
+      RepositionTensor(m.param_shard, m.theta0, alpha);
       return absl::OkStatus();
     }));
     torch::NoGradGuard no_grad;
-    SFPO_RETURN_IF_ERROR(m.GatherParameters());
-  }
-  stats.reposition_seconds = SecondsSince(t);
-
-  // 4. Slow correction (the only pass of a GRPO step).
-  t = Clock::now();
-  SFPO_ASSIGN_OR_RETURN(PassStats slow, m.RunPass(policy, *batch, order(), update, lr));
-  stats.passes.push_back(slow);
-  if (keep_theta0) {
-    SFPO_ASSIGN_OR_RETURN(stats.theta_next_distance, m.DistanceToSaved());
-  }
-  stats.slow_seconds = SecondsSince(t);
-  return stats;
+    return m.GatherParameters();
+  };
+  return RunOuterStep(batch, options, stages);
 }
 
 int64_t DataParallelUpdater::buckets_overlapped() const { return impl_->buckets_overlapped; }
