@@ -6,10 +6,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <regex>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -29,19 +31,41 @@ bool PollUntil(const std::function<bool()>& condition, absl::Duration bound) {
   }
 }
 
-absl::StatusOr<int> PickFreePort() {
+namespace {
+
+// Binds 127.0.0.1:port (0: any) and returns the port bound, or 0 when it is taken.
+int TryBind(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError("socket() failed");
+  if (fd < 0) return 0;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   socklen_t len = sizeof(addr);
   const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
                   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
   close(fd);
-  if (!ok) return absl::InternalError("cannot bind 127.0.0.1:0");
-  return static_cast<int>(ntohs(addr.sin_port));
+  return ok ? static_cast<int>(ntohs(addr.sin_port)) : 0;
+}
+
+}  // namespace
+
+absl::StatusOr<int> PickFreePort() {
+  // Below the kernel's ephemeral range, so that no other test's bind(0) or outgoing connection
+  // (a client retrying an absent service) can take the port before its service binds it.
+  int low = 0, high = 0;
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  if (range >> low >> high && low > 4096) {
+    absl::BitGen gen;
+    const int from = std::max(1024, low - 12000);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      const int port = TryBind(absl::Uniform(gen, from, low));
+      if (port != 0) return port;
+    }
+  }
+  const int port = TryBind(0);
+  if (port == 0) return absl::InternalError("cannot bind 127.0.0.1:0");
+  return port;
 }
 
 absl::StatusOr<std::unique_ptr<SystemRun>> SystemRun::Create() {
