@@ -5,8 +5,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "common/model.h"
 #include "common/logging.h"
+#include "common/model.h"
 #include "common/model_arch.h"
 #include "common/status.h"
 #include "common/torch_util.h"
@@ -22,8 +22,8 @@ namespace {
 
 // The policy (initialised from run.seed or model.init) and its trainer, on `collectives` when
 // set.
-absl::Status BuildTrainer(const PolicyUpdaterOptions& o, Collectives* collectives,
-                          Policy* policy, std::unique_ptr<Trainer>* trainer) {
+absl::Status BuildTrainer(const PolicyUpdaterOptions& o, Collectives* collectives, Policy* policy,
+                          std::unique_ptr<Trainer>* trainer) {
   SFPO_ASSIGN_OR_RETURN(ModelArch arch, LoadModelArch(o.config.model.config));
   SFPO_ASSIGN_OR_RETURN(TrainerOptions to, TrainerOptionsFromConfig(o.config));
   *policy = Policy(arch);
@@ -51,40 +51,30 @@ class TorchPolicyUpdater final : public PolicyUpdater {
     if (o.make_collectives) {
       SFPO_ASSIGN_OR_RETURN(collectives, o.make_collectives());
       if (collectives->rank() != 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("the learner service runs rank 0; rank ", collectives->rank(),
-                         " runs as a follower"));
+        return absl::InvalidArgumentError(absl::StrCat("the learner service runs rank 0; rank ",
+                                                       collectives->rank(), " runs as a follower"));
       }
     }
     Policy policy(nullptr);
     std::unique_ptr<Trainer> trainer;
     SFPO_RETURN_IF_ERROR(BuildTrainer(o, collectives.get(), &policy, &trainer));
-    return std::unique_ptr<PolicyUpdater>(new TorchPolicyUpdater(
-        o, std::move(collectives), std::move(policy), std::move(trainer)));
+    return std::unique_ptr<PolicyUpdater>(
+        new TorchPolicyUpdater(o, std::move(collectives), std::move(policy), std::move(trainer)));
   }
 
   ~TorchPolicyUpdater() override {
-    if (collectives_ == nullptr) return;
-    RankCommand stop;
-    stop.kind = RankCommand::Kind::kStop;
-    absl::Status st = SendCommand(collectives_.get(), stop);
+    absl::Status st = TellFollowers({RankCommand::Kind::kStop});
     if (!st.ok()) SFPO_LOG(WARNING) << "could not stop the other learner ranks: " << st;
   }
 
   absl::StatusOr<UpdateReport> Update(const std::vector<AcceptedGroup>& groups,
                                       int64_t step) override {
     if (step != trainer_->step()) {
-      return absl::InternalError(absl::StrCat("learner loop at step ", step, ", trainer at ",
-                                              trainer_->step()));
+      return absl::InternalError(
+          absl::StrCat("learner loop at step ", step, ", trainer at ", trainer_->step()));
     }
     SFPO_ASSIGN_OR_RETURN(RolloutBatch batch, BuildBatch(groups));
-    if (collectives_ != nullptr) {
-      RankCommand command;
-      command.kind = RankCommand::Kind::kStep;
-      command.step = step;
-      command.batch = batch;
-      SFPO_RETURN_IF_ERROR(SendCommand(collectives_.get(), command));
-    }
+    SFPO_RETURN_IF_ERROR(TellFollowers({RankCommand::Kind::kStep, step, "", batch}));
     absl::StatusOr<StepDiagnostics> d;
     SFPO_RETURN_IF_ERROR(TorchCall([&] { d = trainer_->Step(std::move(batch)); }));
     if (!d.ok()) return d.status();
@@ -120,39 +110,30 @@ class TorchPolicyUpdater final : public PolicyUpdater {
 
   absl::StatusOr<PackedWeights> Pack(int64_t version) override {
     absl::StatusOr<PackedWeights> out;
-    SFPO_RETURN_IF_ERROR(TorchCall(
-        [&] { out = PackModuleWeights(*policy_, wire_dtype_, version, chunk_bytes_); }));
+    SFPO_RETURN_IF_ERROR(
+        TorchCall([&] { out = PackModuleWeights(*policy_, wire_dtype_, version, chunk_bytes_); }));
     return out;
   }
 
   absl::Status SaveCheckpoint(int64_t step, const std::string& extra) override {
     if (step != trainer_->step()) {
-      return absl::InternalError(absl::StrCat("checkpoint for step ", step,
-                                              " but the trainer is at ", trainer_->step()));
+      return absl::InternalError(
+          absl::StrCat("checkpoint for step ", step, " but the trainer is at ", trainer_->step()));
     }
-    if (collectives_ != nullptr) {
-      RankCommand command;
-      command.kind = RankCommand::Kind::kSave;
-      command.step = step;
-      SFPO_RETURN_IF_ERROR(SendCommand(collectives_.get(), command));
-    }
+    SFPO_RETURN_IF_ERROR(TellFollowers({RankCommand::Kind::kSave, step}));
     CheckpointExtras extras;
     extras.caller_json = extra;
     extras.config_yaml = config_yaml_;
     absl::StatusOr<std::string> dir;
-    SFPO_RETURN_IF_ERROR(TorchCall(
-        [&] { dir = trainer_->SaveCheckpoint(output_dir_, keep_last_, extras); }));
+    SFPO_RETURN_IF_ERROR(
+        TorchCall([&] { dir = trainer_->SaveCheckpoint(output_dir_, keep_last_, extras); }));
     return dir.status();
   }
 
   absl::StatusOr<std::pair<int64_t, std::string>> RestoreLatest() override {
     absl::StatusOr<std::string> latest = FindLatestCheckpoint(output_dir_);
-    if (collectives_ != nullptr) {
-      RankCommand command;
-      command.kind = RankCommand::Kind::kRestore;
-      command.text = latest.ok() ? *latest : "";
-      SFPO_RETURN_IF_ERROR(SendCommand(collectives_.get(), command));
-    }
+    SFPO_RETURN_IF_ERROR(
+        TellFollowers({RankCommand::Kind::kRestore, 0, latest.ok() ? *latest : ""}));
     SFPO_ASSIGN_OR_RETURN(std::string dir, std::move(latest));
     CheckpointExtras extras;
     absl::Status loaded;
@@ -170,6 +151,12 @@ class TorchPolicyUpdater final : public PolicyUpdater {
   }
 
  private:
+  // Rank 0 announces `command` to the other learner ranks (nothing to do on one rank).
+  absl::Status TellFollowers(const RankCommand& command) {
+    if (collectives_ == nullptr) return absl::OkStatus();
+    return SendCommand(collectives_.get(), command);
+  }
+
   TorchPolicyUpdater(const PolicyUpdaterOptions& o, std::unique_ptr<Collectives> collectives,
                      Policy policy, std::unique_ptr<Trainer> trainer)
       : collectives_(std::move(collectives)),
@@ -200,9 +187,8 @@ class TorchPolicyUpdater final : public PolicyUpdater {
     }
     const int64_t max_positions = policy_->arch().max_position_embeddings;
     if (width > max_positions) {
-      return absl::InvalidArgumentError(absl::StrCat("a sequence of ", width,
-                                                     " tokens exceeds the model's ",
-                                                     max_positions, " positions"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a sequence of ", width, " tokens exceeds the model's ", max_positions, " positions"));
     }
     RolloutBatch batch;
     batch.group_size = static_cast<int64_t>(g_size);
@@ -259,7 +245,8 @@ absl::Status RunFollowerRank(const PolicyUpdaterOptions& o) {
   if (rank == 0) return absl::InvalidArgumentError("rank 0 is the leader, not a follower");
   Policy policy(nullptr);
   std::unique_ptr<Trainer> trainer;
-  SFPO_RETURN_IF_ERROR(TorchCall([&] { return BuildTrainer(o, collectives.get(), &policy, &trainer); }));
+  SFPO_RETURN_IF_ERROR(
+      TorchCall([&] { return BuildTrainer(o, collectives.get(), &policy, &trainer); }));
   auto fail = [rank](const absl::Status& st) {
     return absl::Status(st.code(), absl::StrCat("learner rank ", rank, ": ", st.message()));
   };
@@ -272,8 +259,8 @@ absl::Status RunFollowerRank(const PolicyUpdaterOptions& o) {
         return absl::OkStatus();
       case RankCommand::Kind::kStep: {
         if (command->step != trainer->step()) {
-          return fail(absl::InternalError(absl::StrCat("leader at step ", command->step,
-                                                       ", this rank at ", trainer->step())));
+          return fail(absl::InternalError(
+              absl::StrCat("leader at step ", command->step, ", this rank at ", trainer->step())));
         }
         absl::StatusOr<StepDiagnostics> d;
         st = TorchCall([&] { d = trainer->Step(std::move(command->batch)); });

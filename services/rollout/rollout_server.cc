@@ -2,7 +2,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "absl/synchronization/notification.h"
 #include "common/grpc_server.h"
 #include "common/status.h"
 #include "prometheus/counter.h"

@@ -77,10 +77,7 @@ double SquaredDistance(const at::Tensor& p, const at::Tensor& theta0, at::Tensor
 
 void SaveParameters(const std::vector<at::Tensor>& params, std::vector<at::Tensor>* theta0,
                     bool on_host) {
-  if (theta0->size() != params.size()) {
-    theta0->clear();
-    theta0->resize(params.size());
-  }
+  theta0->resize(params.size());  // SaveTensor (re)allocates what does not fit
   for (size_t i = 0; i < params.size(); ++i) SaveTensor(params[i], &(*theta0)[i], on_host);
 }
 
@@ -157,7 +154,12 @@ absl::StatusOr<SlowFastStepStats> BeginOuterStep(
 }  // namespace
 
 absl::StatusOr<SlowFastStepStats> RunOuterStep(RolloutBatch* batch, const SlowFastOptions& options,
+                                               const GroupOrderFn& group_order,
                                                const OuterStepStages& stages) {
+  auto pass = [&] {
+    return stages.update_pass(group_order ? group_order(batch->num_groups())
+                                          : std::vector<int64_t>());
+  };
   // 1. old_logp at theta_0, once, before any update.
   Clock::time_point t = Clock::now();
   SFPO_ASSIGN_OR_RETURN(SlowFastStepStats stats,
@@ -169,8 +171,8 @@ absl::StatusOr<SlowFastStepStats> RunOuterStep(RolloutBatch* batch, const SlowFa
   const bool keep_theta0 = options.inner_steps > 0 || options.grpo_distance;
   if (keep_theta0) SFPO_RETURN_IF_ERROR(stages.save_theta0());
   for (int64_t k = 0; k < options.inner_steps; ++k) {
-    SFPO_ASSIGN_OR_RETURN(PassStats pass, stages.update_pass());
-    stats.passes.push_back(pass);
+    SFPO_ASSIGN_OR_RETURN(PassStats fast, pass());
+    stats.passes.push_back(fast);
   }
   stats.fast_seconds = SecondsSince(t);
 
@@ -185,7 +187,7 @@ absl::StatusOr<SlowFastStepStats> RunOuterStep(RolloutBatch* batch, const SlowFa
 
   // 4. Slow correction (the only pass of a GRPO step).
   t = Clock::now();
-  SFPO_ASSIGN_OR_RETURN(PassStats slow, stages.update_pass());
+  SFPO_ASSIGN_OR_RETURN(PassStats slow, pass());
   stats.passes.push_back(slow);
   if (keep_theta0) {
     SFPO_ASSIGN_OR_RETURN(stats.theta_next_distance, stages.distance());
@@ -207,9 +209,7 @@ absl::StatusOr<SlowFastStepStats> SlowFastUpdater::Step(
       return absl::OkStatus();
     });
   };
-  stages.update_pass = [&] {
-    const std::vector<int64_t> order =
-        group_order ? group_order(batch->num_groups()) : std::vector<int64_t>();
+  stages.update_pass = [&](const std::vector<int64_t>& order) {
     return RunUpdatePass(policy, params_, optimizer, *batch, order, update);
   };
   stages.distance = [&]() -> absl::StatusOr<double> {
@@ -226,7 +226,7 @@ absl::StatusOr<SlowFastStepStats> SlowFastUpdater::Step(
       return absl::OkStatus();
     });
   };
-  return RunOuterStep(batch, options, stages);
+  return RunOuterStep(batch, options, group_order, stages);
 }
 
 }  // namespace sfpo

@@ -80,18 +80,20 @@ class SlowFastUpdater {
 struct OuterStepStages {
   std::function<absl::StatusOr<at::Tensor>()> compute_old_logp;  // logp at theta_0 [N, T]
   std::function<absl::Status()> save_theta0;                     // theta_0 <- theta
-  std::function<absl::StatusOr<PassStats>()> update_pass;        // one pass, a fresh order
-  std::function<absl::StatusOr<double>()> distance;              // ||theta - theta_0||
-  std::function<absl::Status(double alpha)>
-      reposition;  // theta <- theta_0 + alpha (theta - theta_0)
+  // One update pass over the batch's groups in `order` (empty: natural order).
+  std::function<absl::StatusOr<PassStats>(const std::vector<int64_t>& order)> update_pass;
+  std::function<absl::StatusOr<double>()> distance;  // ||theta - theta_0||
+  // theta <- theta_0 + alpha (theta - theta_0)
+  std::function<absl::Status(double alpha)> reposition;
 };
 
 // One outer step, shared by SlowFastUpdater and the data-parallel updater: validates `options`
 // (INVALID_ARGUMENT naming sfpo.inner_steps / sfpo.alpha); sets batch->old_logp to the workers'
 // behavior_logp (options.behavior_as_old_logp) or to compute_old_logp(); saves theta_0 (when
-// K > 0 or options.grpo_distance); K fast passes; the reposition; the slow pass; and fills the
-// stats, stage times included.
+// K > 0 or options.grpo_distance); K fast passes; the reposition; the slow pass (each pass in a
+// fresh `group_order`); and fills the stats, stage times included.
 absl::StatusOr<SlowFastStepStats> RunOuterStep(RolloutBatch* batch, const SlowFastOptions& options,
+                                               const GroupOrderFn& group_order,
                                                const OuterStepStages& stages);
 
 // theta_0 <- p, allocating theta_0 when undefined or of another size: like `p`, or with

@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 
 #include <memory>
-#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/torch_util.h"
@@ -11,14 +10,10 @@
 namespace sfpo {
 namespace {
 
-// A collective that finished when it was started.
+// A collective that finished, successfully, when it was started.
 class DonePending final : public PendingCollective {
  public:
-  explicit DonePending(absl::Status status) : status_(std::move(status)) {}
-  absl::Status Wait() override { return status_; }
-
- private:
-  absl::Status status_;
+  absl::Status Wait() override { return absl::OkStatus(); }
 };
 
 class LocalCollectives final : public Collectives {
@@ -58,7 +53,7 @@ absl::StatusOr<std::unique_ptr<PendingCollective>> Collectives::StartReduceScatt
     at::Tensor& full, at::Tensor& shard) {
   absl::Status status = ReduceScatterSum(full, shard);
   if (!status.ok()) return status;
-  return std::unique_ptr<PendingCollective>(new DonePending(absl::OkStatus()));
+  return std::unique_ptr<PendingCollective>(new DonePending());
 }
 
 std::unique_ptr<Collectives> MakeLocalCollectives() { return std::make_unique<LocalCollectives>(); }

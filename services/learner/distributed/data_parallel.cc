@@ -453,19 +453,20 @@ absl::StatusOr<std::unique_ptr<DataParallelUpdater>> DataParallelUpdater::Create
     return absl::OkStatus();
   }));
   impl->params = std::move(params);
-  // Which buckets each parameter has elements in, and the hooks that report its gradient final.
+  // With the overlap: which buckets each parameter has elements in, and the hooks that report
+  // its gradient final.
   Impl* raw = impl.get();
-  raw->param_buckets.assign(raw->params.size(), {});
-  raw->bucket_params.assign(raw->layout.buckets.size(), 0);
-  for (size_t b = 0; b < raw->layout.buckets.size(); ++b) {
-    const ShardLayout::Bucket& bucket = raw->layout.buckets[b];
-    raw->ForSegments(bucket.start, bucket.start + bucket.length,
-                     [&](size_t i, int64_t, int64_t, int64_t) {
-                       raw->param_buckets[i].push_back(static_cast<int>(b));
-                       ++raw->bucket_params[b];
-                     });
-  }
   if (options.overlap_reduce) {
+    raw->param_buckets.assign(raw->params.size(), {});
+    raw->bucket_params.assign(raw->layout.buckets.size(), 0);
+    for (size_t b = 0; b < raw->layout.buckets.size(); ++b) {
+      const ShardLayout::Bucket& bucket = raw->layout.buckets[b];
+      raw->ForSegments(bucket.start, bucket.start + bucket.length,
+                       [&](size_t i, int64_t, int64_t, int64_t) {
+                         raw->param_buckets[i].push_back(static_cast<int>(b));
+                         ++raw->bucket_params[b];
+                       });
+    }
     SFPO_RETURN_IF_ERROR(GuardTorch("gradient hooks", [&]() -> absl::Status {
       for (size_t i = 0; i < raw->params.size(); ++i) {
         std::shared_ptr<torch::autograd::Node> acc =
@@ -539,9 +540,7 @@ absl::StatusOr<SlowFastStepStats> DataParallelUpdater::Step(
       return absl::OkStatus();
     });
   };
-  stages.update_pass = [&] {
-    const std::vector<int64_t> order =
-        group_order ? group_order(batch->num_groups()) : std::vector<int64_t>();
+  stages.update_pass = [&](const std::vector<int64_t>& order) {
     return m.RunPass(policy, *batch, order, update, lr);
   };
   stages.distance = [&] { return m.DistanceToSaved(); };
@@ -553,7 +552,7 @@ absl::StatusOr<SlowFastStepStats> DataParallelUpdater::Step(
     torch::NoGradGuard no_grad;
     return m.GatherParameters();
   };
-  return RunOuterStep(batch, options, stages);
+  return RunOuterStep(batch, options, group_order, stages);
 }
 
 int64_t DataParallelUpdater::buckets_overlapped() const { return impl_->buckets_overlapped; }

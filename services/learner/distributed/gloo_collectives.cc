@@ -347,7 +347,7 @@ class GlooCollectives final : public Collectives {
       });
     };
     // A rank whose beat does not move for a while is dead. The wait ends as soon as every
-    // other rank's beat has moved, and lasts at most 2.5 intervals, and at least a second, so
+    // other rank's beat has moved, else after 2.5 intervals or a second, whichever is longer, so
     // that a live rank starved of CPU on a loaded machine is not taken for dead.
     std::vector<Beat> first, second;
     if (!read(&first).ok()) {
